@@ -1,0 +1,389 @@
+/*
+ * flynn-shim: one per job; owns the job's network, root file system, output
+ * and exit, so that flynn-host can restart without touching running jobs.
+ *
+ *   flynn-shim JOB_DIR [STATUS_FD]
+ *
+ * Reads JOB_DIR/shim.json (written by flynn-host), then:
+ *  1. makes the job's network namespace and veth (unless host network) and
+ *     mounts the overlay root;
+ *  2. becomes a child subreaper and runs `crun run --detach`, so the job's
+ *     init is re-parented to the shim and its exact wait status is ours;
+ *  3. writes "start PID\n" (or "error MESSAGE\n") to STATUS_FD;
+ *  4. copies the job's stdout/stderr to JOB_DIR/log as JSON lines
+ *     {"time","stream","msg"} until the job's init exits and the pipes close;
+ *  5. records an OOM kill from the job's memory cgroup, deletes the
+ *     container, unmounts and removes the namespace, and writes
+ *     JOB_DIR/exit.json {"exit_status","signal","oom_killed","ended_at","error"}
+ *     last, so its presence means the job is finished and cleaned up.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cgroups.h"
+#include "err.h"
+#include "fsutil.h"
+#include "ids.h"
+#include "net.h"
+#include "strbuf.h"
+#include "xalloc.h"
+
+#define LINE_MAX_BYTES (64 * 1024)
+
+struct shim {
+    const char *dir;
+    json_t *cfg;
+    const char *id;
+    int status_fd;
+    int log_fd;
+    size_t log_size, log_max;
+    struct strbuf partial[2];
+};
+
+static const char *cfg_str(json_t *o, const char *k)
+{
+    const char *s = json_string_value(json_object_get(o, k));
+    return s ? s : "";
+}
+
+static void status_write(struct shim *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void status_write(struct shim *s, const char *fmt, ...)
+{
+    if (s->status_fd < 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    char *m = xvasprintf(fmt, ap);
+    va_end(ap);
+    /* one line; newlines in messages would split the protocol */
+    for (char *p = m; *p; p++)
+        if (*p == '\n')
+            *p = ' ';
+    char *line = xasprintf("%s\n", m);
+    ssize_t w = write(s->status_fd, line, strlen(line));
+    (void)w;
+    free(line);
+    free(m);
+}
+
+static void log_open(struct shim *s)
+{
+    cleanup_free char *p = xasprintf("%s/log", s->dir);
+    s->log_fd = open(p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    struct stat st;
+    s->log_size = (s->log_fd >= 0 && fstat(s->log_fd, &st) == 0) ? (size_t)st.st_size : 0;
+}
+
+/* Writes one log line; keeps at most two files of log_max bytes. */
+static void log_line(struct shim *s, int stream, const char *msg, size_t len)
+{
+    char ts[40];
+    time_now_rfc3339(ts);
+    json_t *o = json_pack("{s:s,s:s,s:s%}", "time", ts, "stream", stream ? "stderr" : "stdout",
+                          "msg", msg, len);
+    if (!o) /* invalid UTF-8: keep the bytes readable rather than drop the line */
+        o = json_pack("{s:s,s:s,s:s}", "time", ts, "stream", stream ? "stderr" : "stdout",
+                      "msg", "[binary output]");
+    char *j = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    size_t jl = strlen(j);
+    j = xrealloc(j, jl + 2);
+    j[jl++] = '\n';
+    if (s->log_fd >= 0) {
+        if (s->log_size + jl > s->log_max) {
+            cleanup_free char *p = xasprintf("%s/log", s->dir);
+            cleanup_free char *old = xasprintf("%s/log.1", s->dir);
+            rename(p, old);
+            close(s->log_fd);
+            log_open(s);
+        }
+        ssize_t w = write(s->log_fd, j, jl);
+        if (w > 0)
+            s->log_size += (size_t)w;
+    }
+    free(j);
+}
+
+/* Splits what arrived on a pipe into lines. */
+static void log_data(struct shim *s, int stream, const char *buf, size_t n, int eof)
+{
+    struct strbuf *sb = &s->partial[stream];
+    strbuf_add(sb, buf, n);
+    size_t start = 0;
+    for (size_t i = 0; i < sb->len; i++) {
+        if (sb->buf[i] == '\n' || i - start >= LINE_MAX_BYTES) {
+            size_t end = i;
+            if (end > start && sb->buf[end - 1] == '\r')
+                end--;
+            log_line(s, stream, sb->buf + start, end - start);
+            start = i + (sb->buf[i] == '\n' ? 1 : 0);
+            if (sb->buf[i] != '\n')
+                i--;
+        }
+    }
+    strbuf_remove_prefix(sb, start);
+    if (eof && sb->len) {
+        log_line(s, stream, sb->buf, sb->len);
+        strbuf_reset(sb);
+    }
+}
+
+static int setup_rootfs(json_t *r, struct err **err)
+{
+    const char *merged = cfg_str(r, "merged");
+    cleanup_free char *opts = xasprintf("lowerdir=%s,upperdir=%s,workdir=%s", cfg_str(r, "lower"),
+                                        cfg_str(r, "upper"), cfg_str(r, "work"));
+    if (mount("overlay", merged, "overlay", 0, opts) < 0)
+        return err_make(err, errno, "mount the job's overlay root on '%s'", merged);
+    return 0;
+}
+
+static int setup_net(json_t *n, struct err **err)
+{
+    const char *ns = cfg_str(n, "netns");
+    if (net_netns_create(ns, err) < 0)
+        return -1;
+    if (net_job_attach(ns, cfg_str(n, "bridge"), cfg_str(n, "host_if"), cfg_str(n, "addr"),
+                       cfg_str(n, "gw"), (int)json_integer_value(json_object_get(n, "mtu")),
+                       err) < 0) {
+        net_netns_delete(ns, NULL);
+        return -1;
+    }
+    return 0;
+}
+
+static void crun_delete(struct shim *s)
+{
+    pid_t p = fork();
+    if (p == 0) {
+        int fd = open("/dev/null", O_RDWR);
+        dup2(fd, 0);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execlp(cfg_str(s->cfg, "crun"), "crun", "--root", cfg_str(s->cfg, "crun_root"), "delete",
+               "-f", s->id, (char *)NULL);
+        _exit(127);
+    }
+    if (p > 0)
+        while (waitpid(p, NULL, 0) < 0 && errno == EINTR)
+            ;
+}
+
+static void teardown(struct shim *s)
+{
+    json_t *r = json_object_get(s->cfg, "rootfs");
+    if (r && umount2(cfg_str(r, "merged"), MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
+        fprintf(stderr, "flynn-shim: unmount root of %s: %s\n", s->id, strerror(errno));
+    json_t *n = json_object_get(s->cfg, "net");
+    if (json_is_object(n)) {
+        net_netns_delete(cfg_str(n, "netns"), NULL);
+    }
+}
+
+static void write_exit(struct shim *s, int exit_status, int sig, int oom, const char *error)
+{
+    char ts[40];
+    time_now_rfc3339(ts);
+    json_t *o = json_pack("{s:i,s:i,s:b,s:s,s:s?}", "exit_status", exit_status, "signal", sig,
+                          "oom_killed", oom, "ended_at", ts, "error", error);
+    char *j = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    cleanup_free char *p = xasprintf("%s/exit.json", s->dir);
+    fs_write_file(p, j, strlen(j), 0644, 0, NULL);
+    free(j);
+}
+
+static void fail(struct shim *s, const char *msg)
+{
+    teardown(s);
+    write_exit(s, -1, 0, 0, msg);
+    status_write(s, "error %s", msg);
+    exit(1);
+}
+
+static char *read_crun_error(struct shim *s, const char *stderr_text)
+{
+    /* crun --log writes JSON lines {"msg": ...}; prefer its last message */
+    cleanup_free char *p = xasprintf("%s/crun.log", s->dir);
+    cleanup_free char *txt = fs_read_file(p, NULL, NULL);
+    char *best = NULL;
+    if (txt) {
+        for (char *line = strtok(txt, "\n"); line; line = strtok(NULL, "\n")) {
+            json_t *o = json_loads(line, 0, NULL);
+            const char *m = json_string_value(json_object_get(o, "msg"));
+            if (m) {
+                free(best);
+                best = xstrdup(m);
+            }
+            json_decref(o);
+        }
+    }
+    if (!best && stderr_text && *stderr_text)
+        best = xstrdup(stderr_text);
+    return best ? best : xstrdup("crun failed without a message");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: flynn-shim JOB_DIR [STATUS_FD]\n");
+        return 2;
+    }
+    struct shim s = {.dir = argv[1], .status_fd = argc > 2 ? atoi(argv[2]) : -1, .log_fd = -1};
+    strbuf_init(&s.partial[0], 0);
+    strbuf_init(&s.partial[1], 0);
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGTERM, SIG_IGN);
+    unsetenv("NOTIFY_SOCKET"); /* else crun run --detach waits for READY=1 */
+
+    cleanup_free char *cfgp = xasprintf("%s/shim.json", s.dir);
+    json_error_t je;
+    s.cfg = json_load_file(cfgp, 0, &je);
+    if (!s.cfg) {
+        fprintf(stderr, "flynn-shim: read %s: %s\n", cfgp, je.text);
+        status_write(&s, "error read shim config: %s", je.text);
+        return 1;
+    }
+    s.id = cfg_str(s.cfg, "id");
+    json_int_t lm = json_integer_value(json_object_get(s.cfg, "log_max"));
+    s.log_max = lm > 0 ? (size_t)lm : 8 << 20;
+    cleanup_free char *pidp = xasprintf("%s/shim.pid", s.dir);
+    char pidbuf[32];
+    int pl = snprintf(pidbuf, sizeof(pidbuf), "%d\n", (int)getpid());
+    fs_write_file(pidp, pidbuf, (size_t)pl, 0644, 0, NULL);
+    log_open(&s);
+
+    struct err *e = NULL;
+    json_t *net = json_object_get(s.cfg, "net");
+    if (json_is_object(net) && setup_net(net, &e) < 0)
+        fail(&s, e->msg);
+    json_t *rootfs = json_object_get(s.cfg, "rootfs");
+    if (rootfs && setup_rootfs(rootfs, &e) < 0)
+        fail(&s, e->msg);
+
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+
+    int out[2], errp[2], crun_err[2];
+    if (pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 || pipe2(crun_err, O_CLOEXEC) < 0)
+        fail(&s, "pipe for the job's output");
+    cleanup_free char *bundle = xstrdup(s.dir);
+    cleanup_free char *pidfile = xasprintf("%s/pid", s.dir);
+    cleanup_free char *crunlog = xasprintf("file:%s/crun.log", s.dir);
+    pid_t crun = fork();
+    if (crun < 0)
+        fail(&s, "fork crun");
+    if (crun == 0) {
+        sigprocmask(SIG_UNBLOCK, &mask, NULL);
+        int nul = open("/dev/null", O_RDONLY);
+        dup2(nul, 0);
+        dup2(out[1], 1);
+        dup2(errp[1], 2);
+        execlp(cfg_str(s.cfg, "crun"), "crun", "--root", cfg_str(s.cfg, "crun_root"), "--log",
+               crunlog, "--log-format", "json", "run", "--detach", "--no-new-keyring",
+               "--bundle", bundle, "--pid-file", pidfile, s.id, (char *)NULL);
+        _exit(127);
+    }
+    close(out[1]);
+    close(errp[1]);
+    close(crun_err[0]);
+    close(crun_err[1]);
+
+    /* crun run --detach returns once the job's process runs (or failed) */
+    int st;
+    while (waitpid(crun, &st, 0) < 0 && errno == EINTR)
+        ;
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        char buf[4096];
+        int fl = fcntl(errp[0], F_GETFL);
+        fcntl(errp[0], F_SETFL, fl | O_NONBLOCK);
+        ssize_t n = read(errp[0], buf, sizeof(buf) - 1);
+        buf[n > 0 ? n : 0] = '\0';
+        char *msg = read_crun_error(&s, buf);
+        crun_delete(&s);
+        fail(&s, msg);
+    }
+    cleanup_free char *pidtxt = fs_read_file(pidfile, NULL, NULL);
+    pid_t init = pidtxt ? (pid_t)atoi(pidtxt) : 0;
+    if (init <= 0) {
+        crun_delete(&s);
+        fail(&s, "crun did not report the job's pid");
+    }
+    status_write(&s, "start %d", (int)init);
+
+    struct pollfd pfd[3] = {{out[0], POLLIN, 0}, {errp[0], POLLIN, 0}, {sfd, POLLIN, 0}};
+    int open_pipes = 2, exited = 0, exit_status = 0, sig = 0;
+    char buf[65536];
+    while (open_pipes > 0 || !exited) {
+        /* once init is gone, every process of the job is gone; give
+         * descendants that escaped a short grace to close the pipes */
+        int r = poll(pfd, 3, exited ? 2000 : -1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r == 0 && exited)
+            break;
+        for (int i = 0; i < 2; i++) {
+            if (pfd[i].fd < 0 || !(pfd[i].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            ssize_t n = read(pfd[i].fd, buf, sizeof(buf));
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0) {
+                log_data(&s, i, "", 0, 1);
+                close(pfd[i].fd);
+                pfd[i].fd = -1;
+                open_pipes--;
+            } else {
+                log_data(&s, i, buf, (size_t)n, 0);
+            }
+        }
+        if (pfd[2].revents & POLLIN) {
+            struct signalfd_siginfo si;
+            while (read(sfd, &si, sizeof(si)) == sizeof(si))
+                ;
+            pid_t p;
+            while ((p = waitpid(-1, &st, WNOHANG)) > 0) {
+                if (p != init)
+                    continue;
+                exited = 1;
+                if (WIFEXITED(st))
+                    exit_status = WEXITSTATUS(st);
+                else if (WIFSIGNALED(st)) {
+                    sig = WTERMSIG(st);
+                    exit_status = 128 + sig;
+                }
+            }
+        }
+    }
+    for (int i = 0; i < 2; i++)
+        if (s.partial[i].len)
+            log_data(&s, i, "", 0, 1);
+    int oom = cgroups_oom_killed(cfg_str(s.cfg, "cgroups_path"));
+    crun_delete(&s);
+    teardown(&s);
+    write_exit(&s, exit_status, sig, oom, NULL);
+    status_write(&s, "exit %d", exit_status);
+    strbuf_release(&s.partial[0]);
+    strbuf_release(&s.partial[1]);
+    json_decref(s.cfg);
+    return 0;
+}

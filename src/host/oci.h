@@ -1,0 +1,38 @@
+/*
+ * oci: the only module that knows crun's config.json (OCI runtime spec 1.0).
+ *
+ * oci_config builds the runtime config of one job: namespaces (mount, pid,
+ * uts, ipc and net; the net namespace is the pinned one the shim makes, or
+ * the host's for host-network jobs), Docker's default capability set,
+ * noNewPrivileges, a seccomp deny-list, cgroup limits from the job's
+ * resources, the overlay root with the host's /usr bound read-only, and a
+ * tmpfs /tmp.
+ */
+#ifndef HOST_OCI_H
+#define HOST_OCI_H
+
+#include <jansson.h>
+
+#include "err.h"
+
+struct oci_job {
+    const char *id;
+    json_t *spec;           /* the validated host Job (borrowed) */
+    const char *rootfs;     /* merged overlay directory */
+    const char *netns_path; /* NULL for host network */
+    const char *job_dir;    /* holds hosts, hostname, resolv.conf */
+    const char *ip;         /* "" for host network */
+    const char *hostname;
+    const char *cgroups_path; /* "/flynn/ID" */
+};
+
+/* Returns the config.json object; caller decrefs. */
+json_t *oci_config(const struct oci_job *j, struct err **err);
+/* Validates a host Job body (see docs/internals/host-api.md); on failure
+ * sets *err (EINVAL) naming the field. path_id is the ID from the URL. */
+int oci_validate_job(json_t *spec, const char *path_id, struct err **err);
+/* The job's env as "K=V" strings (job env, then PORT, PORT_n, EXTERNAL_IP,
+ * FLYNN_JOB_ID); returns a JSON array. */
+json_t *oci_env(json_t *spec, const char *id, const char *ip);
+
+#endif

@@ -1,0 +1,64 @@
+#include "oci.h"
+
+#include <string.h>
+
+#include "err.h"
+#include "test.h"
+
+static int check(const char *body, const char *id, const char *want_in_msg)
+{
+    json_t *j = json_loads(body, 0, NULL);
+    struct err *e = NULL;
+    int rc = oci_validate_job(j, id, &e);
+    json_decref(j);
+    int good = want_in_msg ? (rc < 0 && e && strstr(e->msg, want_in_msg)) : rc == 0;
+    if (!good)
+        printf("# body %s: rc %d msg %s\n", body, rc, e ? e->msg : "(none)");
+    err_free(e);
+    return good;
+}
+
+int main(void)
+{
+    ok(check("{\"config\":{\"args\":[\"true\"]}}", "h-1", NULL), "minimal job is valid");
+    ok(check("{\"config\":{\"args\":[\"true\"]}}", "../x", "job id"), "id with a slash");
+    ok(check("{\"config\":{\"args\":[\"true\"]}}", "", "job id"), "empty id");
+    ok(check("{}", "h-1", "config"), "missing config");
+    ok(check("{\"config\":{\"args\":[]}}", "h-1", "config.args"), "empty args");
+    ok(check("{\"config\":{\"args\":[\"\"]}}", "h-1", "config.args"), "empty command");
+    ok(check("{\"config\":{\"args\":[\"x\"],\"env\":{\"A\":1}}}", "h-1", "config.env.A"), "env value type");
+    ok(check("{\"config\":{\"args\":[\"x\"],\"uid\":-1}}", "h-1", "config.uid"), "negative uid");
+    ok(check("{\"config\":{\"args\":[\"x\"]},\"resources\":{\"cpu\":{\"limit\":\"a\"}}}", "h-1",
+             "resources.cpu"), "cpu limit type");
+    ok(check("{\"config\":{\"args\":[\"x\"]},\"stop_timeout\":99999}", "h-1", "stop_timeout"),
+       "stop timeout bound");
+
+    json_t *spec = json_loads("{\"config\":{\"args\":[\"x\"],\"env\":{\"A\":\"b\"},"
+                              "\"ports\":[{\"port\":0},{\"port\":7000}]}}", 0, NULL);
+    json_t *env = oci_env(spec, "h-1", "100.100.1.2");
+    char *s = json_dumps(env, JSON_COMPACT);
+    ok(strstr(s, "\"A=b\"") != NULL, "job env kept");
+    ok(strstr(s, "\"PORT_0=5000\"") && strstr(s, "\"PORT_1=7000\""), "port 0 becomes 5000+index");
+    ok(strstr(s, "\"PORT=5000\"") != NULL, "PORT is the first port");
+    ok(strstr(s, "\"EXTERNAL_IP=100.100.1.2\"") && strstr(s, "\"FLYNN_JOB_ID=h-1\""), "host env");
+    ok(strstr(s, "PATH=") != NULL, "a default PATH");
+    free(s);
+    json_decref(env);
+
+    struct oci_job oj = {.id = "h-1", .spec = spec, .rootfs = "/r", .netns_path = "/ns",
+                         .job_dir = "/j", .ip = "100.100.1.2", .hostname = "h",
+                         .cgroups_path = "/flynn/h-1"};
+    json_t *cfg = oci_config(&oj, NULL);
+    ok(cfg != NULL, "config builds");
+    ok(json_is_true(json_object_get(json_object_get(cfg, "process"), "noNewPrivileges")),
+       "noNewPrivileges");
+    s = json_dumps(cfg, JSON_COMPACT);
+    ok(strstr(s, "\"type\":\"network\",\"path\":\"/ns\"") != NULL, "pinned network namespace");
+    ok(strstr(s, "CAP_SYS_ADMIN") == NULL, "no CAP_SYS_ADMIN");
+    ok(strstr(s, "\"destination\":\"/usr\",\"type\":\"bind\",\"source\":\"/usr\"") != NULL,
+       "host /usr bound");
+    free(s);
+    json_decref(cfg);
+    json_decref(spec);
+    return test_done();
+}

@@ -1,0 +1,1 @@
+# src/lib: the common library (liblib.a), linked by every binary.

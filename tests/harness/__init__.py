@@ -1,0 +1,295 @@
+"""Integration-test harness: real daemons in a per-test trash directory.
+
+Daemons are started with NOTIFY_SOCKET pointing at a datagram socket owned by
+the harness and must send READY=1 and LISTEN=HOST:PORT (src/lib/notify.h);
+the harness never sleeps to guess when a daemon is up. Every child is stopped
+with SIGTERM, then SIGKILL, at teardown.
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+import urllib.error
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.path.abspath(os.environ.get("FLYNN_BIN_DIR", os.path.join(ROOT, "build", "bin")))
+
+
+def binpath(name):
+    return os.path.join(BIN, name)
+
+
+class Daemon:
+    """A daemon under test. args: argv without the binary path."""
+
+    def __init__(self, name, args, workdir, env=None, timeout=20):
+        self.name = name
+        self.workdir = workdir
+        self.log_path = os.path.join(workdir, name + ".log")
+        sock_path = os.path.join(workdir, name + ".notify")
+        if os.path.exists(sock_path):
+            os.unlink(sock_path)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind(sock_path)
+        sock.settimeout(0.2)
+        e = dict(os.environ)
+        e.update(env or {})
+        e["NOTIFY_SOCKET"] = sock_path
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([binpath(name)] + list(args), stdout=self.log,
+                                     stderr=subprocess.STDOUT, env=e, cwd=workdir)
+        self.listen = None
+        deadline = time.time() + timeout
+        try:
+            while time.time() < deadline:
+                if self.proc.poll() is not None:
+                    raise RuntimeError("%s exited with %s before READY; log:\n%s"
+                                       % (name, self.proc.returncode, self.read_log()))
+                try:
+                    msg = sock.recv(4096).decode()
+                except socket.timeout:
+                    continue
+                fields = dict(l.split("=", 1) for l in msg.splitlines() if "=" in l)
+                if fields.get("READY") == "1":
+                    self.listen = fields.get("LISTEN")
+                    break
+            else:
+                self.stop()
+                raise RuntimeError("%s not ready in %ss; log:\n%s" % (name, timeout, self.read_log()))
+        finally:
+            sock.close()
+            os.unlink(sock_path)
+        self.url = "http://" + self.listen if self.listen else None
+
+    def read_log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode(errors="replace")[-8000:]
+        except OSError:
+            return ""
+
+    def stop(self, sig=signal.SIGTERM, timeout=10):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
+
+    def alive(self):
+        return self.proc.poll() is None
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body)
+
+    def __repr__(self):
+        return "<Response %d %r>" % (self.status, self.body[:300])
+
+
+def request(method, url, body=None, headers=None, timeout=30, raw=False):
+    """One HTTP request; returns a Response for any status (never raises on 4xx/5xx)."""
+    h = {"Content-Type": "application/json"}
+    h.update(headers or {})
+    data = None
+    if body is not None:
+        data = body if raw or isinstance(body, bytes) else json.dumps(body).encode()
+        if isinstance(data, str):
+            data = data.encode()
+    req = urllib.request.Request(url, data=data, method=method, headers=h)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return Response(r.status, r.headers, r.read())
+    except urllib.error.HTTPError as e:
+        return Response(e.code, e.headers, e.read())
+
+
+def raw_http(host, port, payload, timeout=5):
+    """Sends raw bytes, returns everything the server answers until it closes or times out."""
+    s = socket.create_connection((host, port), timeout=timeout)
+    try:
+        s.sendall(payload)
+        out = b""
+        while True:
+            try:
+                d = s.recv(65536)
+            except socket.timeout:
+                break
+            if not d:
+                break
+            out += d
+        return out
+    finally:
+        s.close()
+
+
+def wait_for(fn, timeout=20, interval=0.05, what="condition"):
+    """Polls fn until it returns a truthy value; returns it, or fails after timeout."""
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError("timed out after %ss waiting for %s (last: %r)" % (timeout, what, last))
+
+
+class TestCase(unittest.TestCase):
+    """Gives each test a trash directory and stops its daemons at teardown."""
+
+    keep = os.environ.get("FLYNN_TEST_KEEP") == "1"
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="flynn-test-")
+        self.daemons = []
+        self.cleanups_first = []
+
+    def start(self, name, args, env=None, timeout=20):
+        d = Daemon(name, args, self.dir, env=env, timeout=timeout)
+        self.daemons.append(d)
+        return d
+
+    def tearDown(self):
+        for fn in reversed(self.cleanups_first):
+            try:
+                fn()
+            except Exception as e:  # keep tearing down
+                print("cleanup error:", e)
+        failed = False
+        for d in reversed(self.daemons):
+            rc = d.stop()
+            # a sanitizer report makes the daemon exit non-zero (or leaves text in its log)
+            log = d.read_log()
+            if "ERROR: AddressSanitizer" in log or "runtime error:" in log or "ERROR: LeakSanitizer" in log:
+                print("sanitizer report in %s log:\n%s" % (d.name, log))
+                failed = True
+            del rc
+        if not self.keep:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        if failed:
+            raise AssertionError("a daemon reported a sanitizer error")
+
+
+_host_seq = [0]
+
+
+def host_args(workdir, stop_timeout=2):
+    """Flags for a flynn-host daemon of its own: own dirs, bridge and subnet,
+    so tests never touch a cluster running on the same machine."""
+    _host_seq[0] += 1
+    n = (os.getpid() * 7 + _host_seq[0]) % 200 + 20
+    bridge = "flt%d" % n
+    return bridge, ["daemon", "--listen", "127.0.0.1:0", "--id", "test%d" % n,
+                    "--run-dir", os.path.join(workdir, "run"),
+                    "--state-dir", os.environ.get("FLYNN_TEST_STATE_DIR", os.path.join(workdir, "state")),
+                    "--bridge", bridge, "--subnet", "100.101.%d.0/24" % n,
+                    "--stop-timeout", str(stop_timeout)]
+
+
+def cleanup_bridge(bridge):
+    subprocess.run(["ip", "link", "del", bridge], stderr=subprocess.DEVNULL)
+    subprocess.run(["nft", "delete", "table", "ip", "flynn_" + bridge.replace("-", "_").replace(".", "_")],
+                   stderr=subprocess.DEVNULL)
+
+
+class HostClient:
+    """Calls a flynn-host daemon's API."""
+
+    def __init__(self, url):
+        self.url = url
+
+    def put_job(self, job_id, spec):
+        return request("PUT", self.url + "/host/jobs/" + job_id, spec)
+
+    def job(self, job_id):
+        r = request("GET", self.url + "/host/jobs/" + job_id)
+        return r.json() if r.status == 200 else None
+
+    def jobs(self, active=False):
+        return request("GET", self.url + "/host/jobs" + ("?active=true" if active else "")).json()
+
+    def stop(self, job_id):
+        return request("DELETE", self.url + "/host/jobs/" + job_id)
+
+    def log(self, job_id, query=""):
+        r = request("GET", self.url + "/host/jobs/%s/log%s" % (job_id, query))
+        return r.body.decode()
+
+    def wait_status(self, job_id, statuses, timeout=30):
+        return wait_for(lambda: (lambda j: j if j and j["status"] in statuses else None)(self.job(job_id)),
+                        timeout=timeout, what="job %s status in %s" % (job_id, statuses))
+
+    def stop_all(self, timeout=30):
+        for jid, j in self.jobs().items():
+            if j["status"] <= 1:
+                self.stop(jid)
+        wait_for(lambda: all(j["status"] >= 2 for j in self.jobs().values()), timeout=timeout,
+                 what="every job stopped")
+
+
+class HostTestCase(TestCase):
+    """A test class with one flynn-host daemon shared by its tests."""
+
+    stop_timeout = 2
+
+    @classmethod
+    def setUpClass(cls):
+        cls.cdir = tempfile.mkdtemp(prefix="flynn-host-")
+        cls.bridge, cls.hargs = host_args(cls.cdir, cls.stop_timeout)
+        cls.hostd = Daemon("flynn-host", cls.hargs, cls.cdir)
+        cls.host = HostClient(cls.hostd.url)
+        cls.host_id = request("GET", cls.hostd.url + "/host/status").json()["id"]
+        cls.seq = 0
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            if cls.hostd.alive():
+                cls.host.stop_all()
+        finally:
+            cls.hostd.stop()
+            cleanup_bridge(cls.bridge)
+            log = cls.hostd.read_log()
+            if not TestCase.keep:
+                shutil.rmtree(cls.cdir, ignore_errors=True)
+            for bad in ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer"):
+                if bad in log:
+                    raise AssertionError("sanitizer report in flynn-host log:\n" + log)
+
+    def new_id(self):
+        type(self).seq += 1
+        return "%s-%08x-0000-4000-8000-%012x" % (self.host_id, os.getpid(), type(self).seq)
+
+    def run_job(self, args, timeout=30, **spec):
+        """Runs a job to completion; returns (ActiveJob, output)."""
+        jid = self.new_id()
+        body = {"config": dict({"args": args}, **spec.pop("config", {}))}
+        body.update(spec)
+        r = self.host.put_job(jid, body)
+        self.assertEqual(r.status, 200, r)
+        j = self.host.wait_status(jid, (2, 3, 4), timeout=timeout)
+        return j, self.host.log(jid)
+
+    def start_job(self, args, **spec):
+        jid = self.new_id()
+        body = {"config": dict({"args": args}, **spec.pop("config", {}))}
+        body.update(spec)
+        r = self.host.put_job(jid, body)
+        self.assertEqual(r.status, 200, r)
+        return jid, self.host.wait_status(jid, (1, 2, 3, 4))

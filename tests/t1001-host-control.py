@@ -1,0 +1,116 @@
+"""flynn-host: stopping, signals, events, and restart of the daemon."""
+import json
+import os
+import socket
+import threading
+import time
+import urllib.request
+
+from harness import Daemon, HostClient, HostTestCase, request, wait_for
+
+
+def read_events(url, n, timeout=30, ready=None):
+    """Reads n SSE events from url; returns the decoded list."""
+    req = urllib.request.Request(url, headers={"Accept": "text/event-stream"})
+    out = []
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        if ready:
+            ready.set()
+        for line in r:
+            line = line.decode().strip()
+            if line.startswith("data: "):
+                out.append(json.loads(line[6:]))
+                if len(out) >= n:
+                    break
+    return out
+
+
+class TestStopAndSignals(HostTestCase):
+    stop_timeout = 1
+
+    def test_stop_term_then_kill(self):
+        # PID 1 without a TERM handler ignores TERM: KILL follows the grace period
+        jid, _ = self.start_job(["sleep", "1000"])
+        t0 = time.time()
+        self.assertEqual(self.host.stop(jid).status, 200)
+        j = self.host.wait_status(jid, (2, 3), timeout=15)
+        self.assertGreaterEqual(time.time() - t0, 0.9)
+        self.assertEqual(j["signal"], 9)
+        self.assertTrue(j["force_stop"])
+        self.assertEqual(j["status"], 2)
+
+    def test_stop_graceful(self):
+        jid, _ = self.start_job(["sh", "-c", "trap 'echo bye; exit 0' TERM; while true; do sleep 0.1; done"])
+        time.sleep(0.3)
+        self.host.stop(jid)
+        j = self.host.wait_status(jid, (2, 3), timeout=15)
+        self.assertEqual(j["exit_status"], 0)
+        self.assertEqual(j["signal"], 0)
+        self.assertIn("bye", self.host.log(jid))
+
+    def test_signal(self):
+        jid, _ = self.start_job(["sh", "-c", "trap 'echo got-usr1' USR1; while true; do sleep 0.1; done"])
+        time.sleep(0.3)
+        r = request("PUT", self.hostd.url + "/host/jobs/%s/signal/USR1" % jid)
+        self.assertEqual(r.status, 200, r)
+        wait_for(lambda: "got-usr1" in self.host.log(jid), what="USR1 handled")
+        r = request("PUT", self.hostd.url + "/host/jobs/%s/signal/NOPE" % jid)
+        self.assertEqual(r.status, 400)
+        self.assertIn("unknown signal", r.json()["message"])
+        r = request("PUT", self.hostd.url + "/host/jobs/nosuchjob/signal/TERM")
+        self.assertEqual(r.status, 404)
+        self.host.stop(jid)
+        self.host.wait_status(jid, (2, 3))
+
+    def test_events_stream(self):
+        ready = threading.Event()
+        result = {}
+        t = threading.Thread(target=lambda: result.update(ev=read_events(self.hostd.url + "/host/jobs", 3, ready=ready)))
+        t.start()
+        ready.wait(10)
+        time.sleep(0.2)
+        jid = self.new_id()
+        self.host.put_job(jid, {"config": {"args": ["sh", "-c", "exit 7"]}})
+        t.join(30)
+        evs = [e for e in result.get("ev", []) if e["job_id"] == jid]
+        self.assertEqual([e["event"] for e in evs], ["create", "start", "stop"])
+        self.assertEqual(evs[-1]["job"]["exit_status"], 7)
+        self.assertEqual(evs[-1]["job"]["status"], 3)
+
+    def test_job_events_stream(self):
+        jid, _ = self.start_job(["sleep", "1000"])
+        ready = threading.Event()
+        result = {}
+        t = threading.Thread(target=lambda: result.update(ev=read_events(self.hostd.url + "/host/jobs/" + jid, 1, ready=ready)))
+        t.start()
+        ready.wait(10)
+        time.sleep(0.2)
+        self.host.put_job(self.new_id(), {"config": {"args": ["true"]}})  # other job's events are filtered
+        self.host.stop(jid)
+        t.join(30)
+        self.assertEqual([(e["event"], e["job_id"]) for e in result["ev"]], [("stop", jid)])
+
+
+class TestRestart(HostTestCase):
+    def test_restart_readopts_running_jobs(self):
+        jid, _ = self.start_job(["sh", "-c", "echo before; sleep 2; echo after; exit 5"])
+        ended_while_down, _ = self.start_job(["sh", "-c", "sleep 0.5; exit 4"])
+        runner, rj = self.start_job(["sleep", "1000"])
+        self.hostd.stop()
+        time.sleep(1.0)  # the second job ends while the daemon is down
+        type(self).hostd = Daemon("flynn-host", self.hargs, self.cdir)
+        type(self).host = HostClient(self.hostd.url)
+        j = self.host.job(ended_while_down)
+        self.assertEqual((j["status"], j["exit_status"]), (3, 4))
+        j = self.host.job(runner)
+        self.assertEqual(j["status"], 1)
+        self.assertEqual(j["internal_ip"], rj["internal_ip"])
+        j = self.host.wait_status(jid, (2, 3), timeout=20)
+        self.assertEqual(j["exit_status"], 5)
+        self.assertEqual(self.host.log(jid), "before\nafter\n")
+        self.host.stop(runner)
+        j = self.host.wait_status(runner, (2, 3), timeout=20)
+        self.assertEqual(j["signal"], 9)
+        # a new job does not get an address that is still in use
+        j2, aj = self.start_job(["true"])
+        self.assertNotEqual(aj["internal_ip"], rj["internal_ip"])
