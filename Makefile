@@ -36,6 +36,9 @@ UNIT_TESTS :=
 
 all: build-all
 
+# keep object files of unit tests (make would delete them as intermediates)
+.SECONDARY:
+
 # Objects: build/obj/<path>.o for every src/<path>.c
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)

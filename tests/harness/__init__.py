@@ -123,12 +123,15 @@ def raw_http(host, port, payload, timeout=5):
     """Sends raw bytes, returns everything the server answers until it closes or times out."""
     s = socket.create_connection((host, port), timeout=timeout)
     try:
-        s.sendall(payload)
+        try:
+            s.sendall(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server may answer and close before it read everything
         out = b""
         while True:
             try:
                 d = s.recv(65536)
-            except socket.timeout:
+            except (socket.timeout, ConnectionResetError):
                 break
             if not d:
                 break
