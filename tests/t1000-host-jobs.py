@@ -127,7 +127,7 @@ class TestNetwork(HostTestCase):
     def test_jobs_reach_each_other(self):
         srv, aj = self.start_job(["/usr/bin/python3", "-m", "http.server", "8080", "--bind", "0.0.0.0"],
                                  config={"ports": [{"port": 8080, "proto": "tcp"}]})
-        self.assertEqual(aj["status"], 1)
+        self.assertEqual(aj["status"], 1, aj)
         ip = aj["internal_ip"]
         self.assertTrue(ip.startswith("100.101."), ip)
         # the host reaches the job at its address

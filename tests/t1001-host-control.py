@@ -103,7 +103,7 @@ class TestRestart(HostTestCase):
         j = self.host.job(ended_while_down)
         self.assertEqual((j["status"], j["exit_status"]), (3, 4))
         j = self.host.job(runner)
-        self.assertEqual(j["status"], 1)
+        self.assertEqual(j["status"], 1, j)
         self.assertEqual(j["internal_ip"], rj["internal_ip"])
         j = self.host.wait_status(jid, (2, 3), timeout=20)
         self.assertEqual(j["exit_status"], 5)

@@ -189,14 +189,35 @@ class TestCase(unittest.TestCase):
             raise AssertionError("a daemon reported a sanitizer error")
 
 
-_host_seq = [0]
+_net_locks = {}
+
+
+def _claim_net_slot():
+    """A slot (bridge flt<n>, subnet 100.101.<n>.0/24) that no other test
+    process holds: a flock on /tmp/flynn-test-net-<n>.lock, held until exit."""
+    import fcntl
+    start = (os.getpid() * 7) % 200
+    for k in range(200):
+        n = (start + k) % 200 + 20
+        if n in _net_locks:
+            continue
+        fd = os.open("/tmp/flynn-test-net-%d.lock" % n, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue
+        if os.path.exists("/sys/class/net/flt%d" % n):
+            cleanup_bridge("flt%d" % n)  # left behind by a killed run
+        _net_locks[n] = fd
+        return n
+    raise RuntimeError("no free test network slot")
 
 
 def host_args(workdir, stop_timeout=2):
     """Flags for a flynn-host daemon of its own: own dirs, bridge and subnet,
     so tests never touch a cluster running on the same machine."""
-    _host_seq[0] += 1
-    n = (os.getpid() * 7 + _host_seq[0]) % 200 + 20
+    n = _claim_net_slot()
     bridge = "flt%d" % n
     return bridge, ["daemon", "--listen", "127.0.0.1:0", "--id", "test%d" % n,
                     "--run-dir", os.path.join(workdir, "run"),
