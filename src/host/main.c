@@ -294,8 +294,8 @@ static int stream_log(const char *id, int follow, long lines)
 
 static void run_usage(FILE *f)
 {
-    fprintf(f, "usage: flynn-host run [-d] [--id ID] [-e K=V]... [--host-network] [--memory BYTES]\n"
-               "                      [--port N] [--stop-timeout SECS] [--workdir DIR] -- CMD [ARG...]\n"
+    fprintf(f, "usage: flynn-host run [-d] [--id ID] [-e K=V]... [--host-network] [-m|--memory BYTES]\n"
+               "                      [-p|--port N] [--stop-timeout SECS] [-w|--workdir DIR] -- CMD [ARG...]\n"
                "Runs CMD in a new job on the default stack. Without -d, streams its output\n"
                "and exits with its exit status; with -d, prints the job ID.\n");
 }
@@ -314,7 +314,7 @@ static int cmd_run(int argc, char **argv)
     json_object_set_new(spec, "config", cfg);
     json_object_set_new(cfg, "env", env);
     optind = 1;
-    while ((c = getopt_long(argc, argv, "+de:hi:", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+de:hi:m:p:w:", opts, NULL)) != -1) {
         switch (c) {
         case 'd': detach = 1; break;
         case 'i': snprintf(idbuf, sizeof(idbuf), "%s", optarg); break;
