@@ -114,3 +114,34 @@ class TestRestart(HostTestCase):
         # a new job does not get an address that is still in use
         j2, aj = self.start_job(["true"])
         self.assertNotEqual(aj["internal_ip"], rj["internal_ip"])
+
+
+class TestResurrect(HostTestCase):
+    def test_resurrect_after_crash_and_restart(self):
+        jid, aj = self.start_job(["sh", "-c", "sleep 0.3; exit 1"], resurrect=True)
+        # it crashes, and comes back under a new ID
+        def resurrected():
+            js = self.host.jobs()
+            return [i for i, j in js.items() if i != jid and j["job"].get("resurrect") and j["status"] <= 1]
+        again = wait_for(resurrected, timeout=20, what="a resurrected job")
+        self.assertTrue(again)
+        # stopped on purpose: it stays down
+        for i, j in self.host.jobs().items():
+            if j["status"] <= 1:
+                self.host.stop(i)
+        time.sleep(3)
+        live = [i for i, j in self.host.jobs().items() if j["status"] <= 1]
+        self.assertEqual(live, [])
+        # a machine restart: the run directory is gone, the durable record remains
+        keep, _ = self.start_job(["sleep", "1000"], resurrect=True)
+        self.hostd.stop()
+        import shutil, subprocess
+        subprocess.call(["crun", "--root", os.path.join(self.cdir, "run", "crun"), "kill", keep, "KILL"])
+        time.sleep(0.5)
+        subprocess.call(["sh", "-c", "for m in $(grep %s /proc/mounts | cut -d' ' -f2); do umount -l $m; done" % self.cdir])
+        shutil.rmtree(os.path.join(self.cdir, "run"), ignore_errors=True)
+        type(self).hostd = Daemon("flynn-host", self.hargs, self.cdir)
+        type(self).host = HostClient(self.hostd.url)
+        js = wait_for(lambda: [j for j in self.host.jobs().values() if j["status"] == 1], what="job back after reboot")
+        self.assertEqual(js[0]["job"]["config"]["args"], ["sleep", "1000"])
+        self.assertNotEqual(js[0]["id"], keep)

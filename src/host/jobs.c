@@ -46,6 +46,9 @@ struct job {
     uint32_t ip_host; /* host part index, 0 for none */
     char created_at[40], started_at[40], ended_at[40];
     int exit_status, signal, oom, force_stop, stop_sent;
+    int restarts;             /* resurrected jobs: quick failures in a row */
+    long long started_us;
+    struct event *restart_timer;
     char *error;
     struct job *next;
 };
@@ -58,7 +61,7 @@ struct sub {
 struct jobs {
     struct event_base *base;
     struct jobs_cfg cfg;
-    char *jobs_dir, *crun_root, *netns_dir, *stack;
+    char *jobs_dir, *crun_root, *netns_dir, *stack, *resurrect_dir;
     struct job *head;
     struct sub subs[MAX_SUBS];
     int nsubs;
@@ -202,6 +205,8 @@ static void job_free(struct job *j)
         event_free(j->kill_timer);
     if (j->poll_timer)
         event_free(j->poll_timer);
+    if (j->restart_timer)
+        event_free(j->restart_timer);
     if (j->shim_pidfd >= 0)
         close(j->shim_pidfd);
     if (j->status_fd >= 0)
@@ -238,7 +243,8 @@ static void prune(struct jobs *t)
     while (finished > t->cfg.max_finished) {
         struct job **pp = &t->head, **last = NULL;
         for (; *pp; pp = &(*pp)->next)
-            if ((*pp)->status >= JOB_DONE)
+            if ((*pp)->status >= JOB_DONE &&
+                !((*pp)->restart_timer && evtimer_pending((*pp)->restart_timer, NULL)))
                 last = pp;
         if (!last)
             break;
@@ -254,6 +260,7 @@ static void job_started(struct job *j, pid_t pid)
 {
     if (j->status != JOB_STARTING)
         return;
+    j->started_us = time_now_us();
     j->pid = pid;
     j->pidfd = pidfd_open_(pid);
     j->status = JOB_RUNNING;
@@ -262,6 +269,54 @@ static void job_started(struct job *j, pid_t pid)
     emit(j->tab, j, "start");
     if (j->force_stop) /* stop was asked while it was starting */
         jobs_stop(j->tab, j->id, NULL);
+}
+
+/* ---- resurrection: jobs with "resurrect": true come back ---- */
+
+static int is_resurrect(struct job *j)
+{
+    return json_is_true(json_object_get(j->spec, "resurrect"));
+}
+
+static char *resurrect_path(struct jobs *t, const char *id)
+{
+    return xasprintf("%s/%s.json", t->resurrect_dir, id);
+}
+
+static json_t *start_with(struct jobs *t, json_t *spec, int restarts, struct err **err);
+static json_t *start_job(struct jobs *t, const char *id, json_t *spec, int restarts,
+                         struct err **err);
+
+static void on_restart(evutil_socket_t fd, short what, void *arg)
+{
+    struct job *j = arg;
+    struct err *e = NULL;
+    json_t *aj = start_with(j->tab, j->spec, j->restarts, &e);
+    if (!aj) {
+        log_error("resurrect job %s: %s", j->id, e->msg);
+        err_free(e);
+        return;
+    }
+    log_info("job %s resurrected as %s", j->id, json_string_value(json_object_get(aj, "id")));
+    json_decref(aj);
+    cleanup_free char *p = resurrect_path(j->tab, j->id);
+    unlink(p);
+}
+
+/* A resurrect job that ended without being asked to: start it again under
+ * a new ID, after a back-off that grows while it keeps failing fast. */
+static void schedule_resurrect(struct job *j)
+{
+    int quick = !j->started_us || time_now_us() - j->started_us < 10 * 1000000LL;
+    j->restarts = quick ? j->restarts + 1 : 0;
+    long ms = 250L << (j->restarts < 7 ? j->restarts : 7);
+    if (ms > 30000)
+        ms = 30000;
+    if (!j->restart_timer)
+        j->restart_timer = evtimer_new(j->tab->base, on_restart, j);
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(j->restart_timer, &tv);
+    log_info("job %s will be resurrected in %ld ms", j->id, ms);
 }
 
 /* The shim has exited: read what it left and finalise the job. */
@@ -305,7 +360,10 @@ static void job_finished(struct job *j)
     log_info("job %s %s: exit %d%s%s", j->id, j->status == JOB_FAILED ? "failed" : "stopped",
              j->exit_status, j->oom ? " (OOM)" : "", j->error ? j->error : "");
     emit(j->tab, j, j->status == JOB_FAILED ? "error" : "stop");
-    prune(j->tab);
+    if (is_resurrect(j) && !j->force_stop)
+        schedule_resurrect(j);
+    else
+        prune(j->tab);
 }
 
 static void on_status(evutil_socket_t fd, short what, void *arg)
@@ -490,6 +548,24 @@ json_t *jobs_add(struct jobs *t, const char *id, json_t *spec, struct err **err)
 {
     if (oci_validate_job(spec, id, err) < 0)
         return NULL;
+    return start_job(t, id, spec, 0, err);
+}
+
+static json_t *start_with(struct jobs *t, json_t *spec, int restarts, struct err **err)
+{
+    char u[37];
+    id_uuid(u);
+    cleanup_free char *id = xasprintf("%s-%s", t->cfg.host_id, u);
+    json_t *copy = json_deep_copy(spec);
+    json_object_set_new(copy, "id", json_string(id));
+    json_t *aj = start_job(t, id, copy, restarts, err);
+    json_decref(copy);
+    return aj;
+}
+
+static json_t *start_job(struct jobs *t, const char *id, json_t *spec, int restarts,
+                         struct err **err)
+{
     struct job *old = find(t, id);
     if (old) {
         err_makex(err, EEXIST, "job '%s' already exists", id);
@@ -506,7 +582,13 @@ json_t *jobs_add(struct jobs *t, const char *id, json_t *spec, struct err **err)
         job_free(j);
         return NULL;
     }
-    if (write_job_files(t, j, err) < 0 || spawn_shim(t, j, err) < 0) {
+    j->restarts = restarts;
+    cleanup_free char *rp = is_resurrect(j) ? resurrect_path(t, id) : NULL;
+    cleanup_free char *txt = rp ? json_dumps(j->spec, JSON_COMPACT) : NULL;
+    if ((rp && fs_write_file(rp, txt, strlen(txt), 0600, 1, err) < 0) ||
+        write_job_files(t, j, err) < 0 || spawn_shim(t, j, err) < 0) {
+        if (rp)
+            unlink(rp);
         fs_rm_rf(j->dir, NULL);
         job_free(j);
         return NULL;
@@ -550,6 +632,12 @@ int jobs_stop(struct jobs *t, const char *id, struct err **err)
     struct job *j = find(t, id);
     if (!j)
         return err_makex(err, ENOENT, "job '%s' not found", id);
+    if (is_resurrect(j)) { /* stopped on purpose: it stays down */
+        cleanup_free char *p = resurrect_path(t, id);
+        unlink(p);
+        if (j->restart_timer)
+            evtimer_del(j->restart_timer);
+    }
     if (j->status >= JOB_DONE)
         return 0;
     j->force_stop = 1;
@@ -698,6 +786,32 @@ static void recover(struct jobs *t)
         if (de->d_name[0] != '.')
             recover_one(t, de->d_name);
     closedir(d);
+    /* resurrect jobs whose run state is gone: the machine restarted */
+    d = opendir(t->resurrect_dir);
+    if (!d)
+        return;
+    while ((de = readdir(d))) {
+        size_t n = strlen(de->d_name);
+        if (de->d_name[0] == '.' || n < 6 || strcmp(de->d_name + n - 5, ".json"))
+            continue;
+        cleanup_free char *id = xstrndup(de->d_name, n - 5);
+        cleanup_free char *p = resurrect_path(t, id);
+        if (find(t, id))
+            continue;
+        json_t *spec = json_load_file(p, 0, NULL);
+        struct err *e = NULL;
+        json_t *aj = spec ? start_with(t, spec, 0, &e) : NULL;
+        if (aj)
+            log_info("resurrected job %s as %s after a restart", id,
+                     json_string_value(json_object_get(aj, "id")));
+        else
+            log_error("resurrect job %s: %s", id, e ? e->msg : "unreadable record");
+        err_free(e);
+        json_decref(aj);
+        json_decref(spec);
+        unlink(p);
+    }
+    closedir(d);
 }
 
 struct jobs *jobs_new(struct event_base *base, const struct jobs_cfg *cfg, struct err **err)
@@ -710,10 +824,11 @@ struct jobs *jobs_new(struct event_base *base, const struct jobs_cfg *cfg, struc
     t->jobs_dir = xasprintf("%s/jobs", cfg->run_dir);
     t->crun_root = xasprintf("%s/crun", cfg->run_dir);
     t->netns_dir = xasprintf("%s/netns", cfg->run_dir);
+    t->resurrect_dir = xasprintf("%s/resurrect", cfg->state_dir);
     if (parse_subnet(t, cfg->subnet, err) < 0)
         goto fail;
     if (fs_mkdir_p(t->jobs_dir, 0700, err) < 0 || fs_mkdir_p(t->crun_root, 0700, err) < 0 ||
-        fs_mkdir_p(t->netns_dir, 0755, err) < 0 || fs_mkdir_p(cfg->state_dir, 0755, err) < 0)
+        fs_mkdir_p(t->netns_dir, 0755, err) < 0 || fs_mkdir_p(t->resurrect_dir, 0700, err) < 0)
         goto fail;
     if (cgroups_setup(err) < 0) {
         err_wrap(err, "prepare cgroups");
@@ -752,5 +867,6 @@ void jobs_free(struct jobs *t)
     free(t->crun_root);
     free(t->netns_dir);
     free(t->stack);
+    free(t->resurrect_dir);
     free(t);
 }

@@ -163,6 +163,9 @@ int oci_validate_job(json_t *spec, const char *path_id, struct err **err)
             if (check_limit(res, names[k], err) < 0)
                 return -1;
     }
+    json_t *rs = json_object_get(spec, "resurrect");
+    if (rs && !json_is_null(rs) && !json_is_boolean(rs))
+        return bad(err, "resurrect", "must be a boolean");
     json_t *to = json_object_get(spec, "stop_timeout");
     if (to && !json_is_null(to) &&
         (!json_is_integer(to) || json_integer_value(to) < 0 || json_integer_value(to) > 3600))
