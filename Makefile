@@ -80,7 +80,7 @@ install: $(BINS)
 	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
 
 up:
-	@scripts/up
+	@DOMAIN="$(DOMAIN)" scripts/up
 
 format:
 	clang-format -i $$(find src tests/helpers -name '*.[ch]')

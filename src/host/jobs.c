@@ -360,7 +360,10 @@ static void job_finished(struct job *j)
     log_info("job %s %s: exit %d%s%s", j->id, j->status == JOB_FAILED ? "failed" : "stopped",
              j->exit_status, j->oom ? " (OOM)" : "", j->error ? j->error : "");
     emit(j->tab, j, j->status == JOB_FAILED ? "error" : "stop");
-    if (is_resurrect(j) && !j->force_stop)
+    /* the record is gone once the job was resurrected or stopped on
+     * purpose: a job finalised again after a daemon restart stays down */
+    cleanup_free char *rp = is_resurrect(j) ? resurrect_path(j->tab, j->id) : NULL;
+    if (rp && !j->force_stop && fs_exists(rp))
         schedule_resurrect(j);
     else
         prune(j->tab);
