@@ -1,0 +1,225 @@
+"""End to end on a bootstrapped single-host cluster (scripts/bootstrap, as `make up`
+runs it), driven by our `flynn` CLI: apps, releases, scale, kill, env, rollback,
+delete, a one-by-one deploy under load, and restarts of the controller and the host."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+from harness import (BIN, ROOT, Daemon, HostClient, HostTestCase, request, wait_for)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+# a web process that serves $FOO, so a test sees which env a job runs with
+WEB = ["sh", "-c", "mkdir -p /tmp/w && echo \"foo=$FOO\" > /tmp/w/index.html && "
+                   "exec python3 -m http.server --directory /tmp/w $PORT"]
+
+
+class TestCluster(HostTestCase):
+    stop_timeout = 1
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.ctl_port, cls.tls_port = free_port(), free_port()
+        cls.domain = "e2e%d.localhost" % cls.tls_port
+        cls.home = os.path.join(cls.cdir, "home")
+        os.makedirs(cls.home)
+        cls.env = dict(os.environ, FLYNN_BIN=BIN, FLYNN_CONF_DIR=os.path.join(cls.cdir, "conf"),
+                       FLYNN_DATA_DIR=os.path.join(cls.cdir, "data"), FLYNN_HOST_URL=cls.hostd.url,
+                       CONTROLLER_LISTEN="127.0.0.1:%d" % cls.ctl_port,
+                       CONTROLLER_HTTPS_PORT=str(cls.tls_port),
+                       CONTROLLER_TLS_LISTEN="127.0.0.1:%d" % cls.tls_port,
+                       FLYNN_EDIT_ETC_HOSTS="0", CLUSTER_DOMAIN=cls.domain, HOME=cls.home)
+        cls.env.pop("FLYNNRC", None)
+        cls.env.pop("GIT_SSL_CAINFO", None)
+        out = subprocess.run([os.path.join(ROOT, "scripts", "bootstrap")], env=cls.env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+        cls.bootstrap_out = out.stdout.decode()
+        if out.returncode != 0:
+            raise AssertionError("bootstrap failed:\n" + cls.bootstrap_out)
+        cls.key = open(os.path.join(cls.cdir, "conf", "key")).read().strip()
+        cls.ctl = "http://127.0.0.1:%d" % cls.ctl_port
+
+    @classmethod
+    def tearDownClass(cls):
+        # the controller job resurrects itself: stop it through the host API first
+        super().tearDownClass()
+
+    def flynn(self, *args, check=True, timeout=90):
+        r = subprocess.run([os.path.join(BIN, "flynn")] + list(args), env=self.env, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=timeout, cwd=self.home)
+        if check and r.returncode != 0:
+            raise AssertionError("flynn %s: exit %d\n%s%s" % (" ".join(args), r.returncode,
+                                                                r.stdout.decode(), r.stderr.decode()))
+        return r.stdout.decode()
+
+    def api(self, method, path, body=None):
+        import base64
+        h = {"Authorization": "Basic " + base64.b64encode((":" + self.key).encode()).decode()}
+        return request(method, self.ctl + path, body, headers=h)
+
+    def app_jobs(self, app, typ=None):
+        """The app's running jobs on the host (not what the controller believes)."""
+        out = []
+        for jid, j in self.host.jobs(active=True).items():
+            md = j["job"].get("metadata", {})
+            if md.get("flynn-controller.app_name") == app and (typ is None or md.get("flynn-controller.type") == typ):
+                out.append(j)
+        return out
+
+    def web_values(self, app):
+        vals = []
+        for j in self.app_jobs(app, "web"):
+            try:
+                vals.append(request("GET", "http://%s:8080/" % j["internal_ip"], timeout=2).body.decode().strip())
+            except OSError:
+                vals.append("")
+        return sorted(vals)
+
+    def test_1_bootstrap_output_and_system_app(self):
+        for what in ("Cluster domain:  " + self.domain, "Cluster key:     " + self.key, "TLS pin:",
+                     "flynn cluster add -p"):
+            self.assertIn(what, self.bootstrap_out)
+        self.assertIn("controller", self.flynn("apps"))
+        ps = self.flynn("-a", "controller", "ps")
+        self.assertEqual(len([l for l in ps.splitlines() if " web " in l and " up " in l]), 1, ps)
+
+    def test_2_app_lifecycle(self):
+        self.flynn("create", "e2eapp")
+        app = self.api("GET", "/apps/e2eapp").json()
+        rel = self.api("POST", "/releases", {"app_id": app["id"], "env": {"FOO": "one"}, "processes": {
+            "web": {"args": WEB, "ports": [{"port": 8080, "proto": "tcp"}]},
+            "worker": {"args": ["sleep", "100000"]}}}).json()
+        self.assertEqual(self.api("POST", "/apps/e2eapp/deploy", {"id": rel["id"]}).status, 200)
+        self.flynn("-a", "e2eapp", "scale", "web=3", "worker=1")
+        ps = self.flynn("-a", "e2eapp", "ps")
+        self.assertEqual(len([l for l in ps.splitlines() if " web " in l and " up " in l]), 3, ps)
+        self.assertEqual(len([l for l in ps.splitlines() if " worker " in l and " up " in l]), 1, ps)
+        self.assertEqual(len(self.app_jobs("e2eapp")), 4)
+        wait_for(lambda: self.web_values("e2eapp") == ["foo=one"] * 3, what="web jobs serving")
+
+        # kill a job: it is replaced
+        victim = self.app_jobs("e2eapp", "web")[0]["id"]
+        self.flynn("-a", "e2eapp", "kill", victim)
+        wait_for(lambda: len([j for j in self.app_jobs("e2eapp", "web") if j["id"] != victim]) == 3,
+                 what="killed job replaced")
+
+        # env set: a new release, and the jobs restart with the new value
+        self.flynn("-a", "e2eapp", "env", "set", "FOO=two")
+        self.assertEqual(self.flynn("-a", "e2eapp", "env", "get", "FOO").strip(), "two")
+        wait_for(lambda: self.web_values("e2eapp") == ["foo=two"] * 3, timeout=60, what="jobs on the new env")
+
+        # roll back to the first release
+        self.flynn("-a", "e2eapp", "release", "rollback", "-y", rel["id"])
+        wait_for(lambda: self.web_values("e2eapp") == ["foo=one"] * 3, timeout=60, what="rolled back")
+
+        # scale to zero, then delete: nothing of it is left running
+        self.flynn("-a", "e2eapp", "scale", "web=0", "worker=0")
+        wait_for(lambda: self.app_jobs("e2eapp") == [], what="scaled to zero")
+        self.flynn("-a", "e2eapp", "scale", "web=1")
+        self.flynn("-a", "e2eapp", "delete", "-y")
+        wait_for(lambda: self.app_jobs("e2eapp") == [], what="deleted app's jobs gone")
+        self.assertNotIn("e2eapp", self.flynn("apps"))
+
+    def test_3_one_by_one_deploy_without_failed_requests(self):
+        self.flynn("create", "e2edeploy")
+        app = self.api("GET", "/apps/e2edeploy").json()
+        self.api("POST", "/apps/e2edeploy", {"strategy": "one-by-one"})
+        rel = self.api("POST", "/releases", {"app_id": app["id"], "env": {"FOO": "a"}, "processes": {
+            "web": {"args": WEB, "ports": [{"port": 8080, "proto": "tcp"}]}}}).json()
+        self.api("POST", "/apps/e2edeploy/deploy", {"id": rel["id"]})
+        self.flynn("-a", "e2edeploy", "scale", "web=2")
+        # a client requests every live backend in a loop (no router yet: straight to jobs)
+        stop = threading.Event()
+        results = {"ok": 0, "failed": []}
+
+        def loop():
+            while not stop.is_set():
+                jobs = self.app_jobs("e2edeploy", "web")
+                for j in jobs:
+                    if j["status"] != 1:
+                        continue
+                    try:
+                        r = request("GET", "http://%s:8080/" % j["internal_ip"], timeout=3)
+                        if r.status == 200:
+                            results["ok"] += 1
+                        else:
+                            results["failed"].append(r.status)
+                    except OSError as e:
+                        # a job that the deploy is stopping right now may refuse; count only
+                        # failures of jobs that are still listed as running afterwards
+                        still = self.host.job(j["id"])
+                        if still and still["status"] == 1 and not still["force_stop"]:
+                            results["failed"].append(str(e))
+                time.sleep(0.02)
+
+        t = threading.Thread(target=loop)
+        t.start()
+        try:
+            time.sleep(1)
+            self.flynn("-a", "e2edeploy", "env", "set", "FOO=b")
+            wait_for(lambda: self.web_values("e2edeploy") == ["foo=b"] * 2, timeout=60, what="deploy done")
+            time.sleep(1)
+        finally:
+            stop.set()
+            t.join()
+        self.assertGreater(results["ok"], 20)
+        self.assertEqual(results["failed"], [])
+        self.flynn("-a", "e2edeploy", "delete", "-y")
+
+    def test_4_controller_killed_is_resurrected_and_loses_nothing(self):
+        self.flynn("create", "e2esurvivor")
+        ctl = [j for j in self.host.jobs(active=True).values()
+               if j["job"]["metadata"].get("flynn-controller.app_name") == "controller"]
+        self.assertEqual(len(ctl), 1)
+        os.kill(ctl[0]["pid"], signal.SIGKILL)
+        wait_for(lambda: request("GET", self.ctl + "/ping", timeout=1).status == 200 if self._up() else False,
+                 timeout=30, what="controller back")
+        self.assertIn("e2esurvivor", self.flynn("apps"))
+        ctl2 = [j for j in self.host.jobs(active=True).values()
+                if j["job"]["metadata"].get("flynn-controller.app_name") == "controller"]
+        self.assertEqual(len(ctl2), 1)
+        self.assertNotEqual(ctl2[0]["id"], ctl[0]["id"])
+        self.flynn("-a", "e2esurvivor", "delete", "-y")
+
+    def _up(self):
+        try:
+            request("GET", self.ctl + "/ping", timeout=1)
+            return True
+        except OSError:
+            return False
+
+    def test_5_host_restart_brings_the_cluster_back(self):
+        self.flynn("create", "e2ehost")
+        app = self.api("GET", "/apps/e2ehost").json()
+        rel = self.api("POST", "/releases", {"app_id": app["id"], "processes": {
+            "worker": {"args": ["sleep", "100000"]}}}).json()
+        self.api("POST", "/apps/e2ehost/deploy", {"id": rel["id"]})
+        self.flynn("-a", "e2ehost", "scale", "worker=2")
+        before = sorted(j["id"] for j in self.app_jobs("e2ehost"))
+        listen = self.hostd.listen
+        self.hostd.stop()
+        # same address: the controller knows its host by URL, as with port 1113
+        args = [listen if a == "127.0.0.1:0" else a for a in self.hargs]
+        type(self).hostd = Daemon("flynn-host", args, self.cdir)
+        type(self).host = HostClient(self.hostd.url)
+        # jobs are re-adopted, and the controller (which lost its host stream) resyncs
+        self.assertEqual(sorted(j["id"] for j in self.app_jobs("e2ehost")), before)
+        wait_for(self._up, what="controller up")
+        # a job killed now is replaced: the scheduler follows the new daemon
+        victim = before[0]
+        os.kill(self.host.job(victim)["pid"], signal.SIGKILL)
+        wait_for(lambda: len([j for j in self.app_jobs("e2ehost") if j["id"] != victim]) == 2, timeout=60,
+                 what="formation met again after the host restart")
+        self.flynn("-a", "e2ehost", "delete", "-y")
