@@ -140,15 +140,17 @@ class TestCluster(HostTestCase):
             "web": {"args": WEB, "ports": [{"port": 8080, "proto": "tcp"}]}}}).json()
         self.api("POST", "/apps/e2edeploy/deploy", {"id": rel["id"]})
         self.flynn("-a", "e2edeploy", "scale", "web=2")
-        # a client requests every live backend in a loop (no router yet: straight to jobs)
+        # a client requests every backend in a loop, as the router will: the jobs the
+        # controller reports up (health check passed), at their addresses on the host
         stop = threading.Event()
         results = {"ok": 0, "failed": []}
 
         def loop():
             while not stop.is_set():
+                up = set(j["id"] for j in self.api("GET", "/apps/e2edeploy/jobs").json() if j["state"] == "up")
                 jobs = self.app_jobs("e2edeploy", "web")
                 for j in jobs:
-                    if j["status"] != 1:
+                    if j["status"] != 1 or j["id"] not in up:
                         continue
                     try:
                         r = request("GET", "http://%s:8080/" % j["internal_ip"], timeout=3)
