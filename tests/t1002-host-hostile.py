@@ -32,6 +32,8 @@ class TestHostile(HostTestCase):
             (b'{"config": {"args": ["x"]}, "root": {"stack": "nosuch"}}', 404, "stack"),
             (b'{"id": "other", "config": {"args": ["x"]}}', 400, "id"),
             (b'{"a": 1, "a": 2, "config": {"args": ["x"]}}', 400, "duplicate"),
+            (b'{"config": {"args": ["x"]}, "surprise": 1}', 400, "unknown field 'surprise'"),
+            (b'{"config": {"args": ["x"], "privileged": true}}', 400, "unknown field 'config.privileged'"),
         ]
         for body, status, word in cases:
             r = self.put(jid, body, raw=True)

@@ -63,10 +63,40 @@ static int check_limit(json_t *res, const char *name, struct err **err)
     return 0;
 }
 
+/* Flynn's host Job fields (flynn-api.md §11) and ours; anything else is a
+ * mistake the sender should hear about. */
+static const char *job_fields[] = {"id", "mountspecs", "metadata", "resources", "partition",
+                                   "config", "resurrect", "profiles", "root", "stop_timeout"};
+static const char *config_fields[] = {
+    "args", "tty", "stdin", "env", "mounts", "volumes", "ports", "working_dir", "uid", "gid",
+    "host_network", "host_pid_namespace", "disable_log", "linux_capabilities",
+    "allowed_devices", "writeable_cgroups"};
+
+static int unknown_field(json_t *o, const char **known, size_t n, const char *prefix,
+                         struct err **err)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(o, k, v)
+    {
+        size_t i = 0;
+        while (i < n && strcmp(k, known[i]))
+            i++;
+        if (i == n)
+            return err_makex(err, EINVAL, "unknown field '%s%s'", prefix, k);
+    }
+    return 0;
+}
+
 int oci_validate_job(json_t *spec, const char *path_id, struct err **err)
 {
     if (!valid_id(path_id))
         return bad(err, "job id", "must be 1-128 characters of [A-Za-z0-9_.-]");
+    if (unknown_field(spec, job_fields, ARRAY_SIZE(job_fields), "", err) < 0 ||
+        (json_is_object(json_object_get(spec, "config")) &&
+         unknown_field(json_object_get(spec, "config"), config_fields, ARRAY_SIZE(config_fields),
+                       "config.", err) < 0))
+        return -1;
     json_t *id = json_object_get(spec, "id");
     if (id && !json_is_null(id) && (!json_is_string(id) || strcmp(json_string_value(id), path_id)))
         return bad(err, "id", "must match the job ID in the path");
