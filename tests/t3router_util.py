@@ -15,7 +15,7 @@ import struct
 import threading
 import time
 
-from harness import TestCase, wait_for
+from harness import TestCase, raw_http, wait_for
 
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -308,22 +308,8 @@ class RouterTestCase(TestCase):
         except OSError:
             return []
 
-    def raw(self, payload, timeout=5, read_until_close=True):
-        s = socket.create_connection((self.host, self.port), timeout=timeout)
-        try:
-            s.sendall(payload)
-            out = b""
-            while True:
-                try:
-                    d = s.recv(65536)
-                except (socket.timeout, ConnectionResetError):
-                    break
-                if not d:
-                    break
-                out += d
-            return out
-        finally:
-            s.close()
+    def raw(self, payload, timeout=5):
+        return raw_http(self.host, self.port, payload, timeout)
 
 
 def http_route(domain, backends, path="/", **kw):
