@@ -110,6 +110,7 @@ struct scheduler {
     struct deploy *deploys;
     struct call *calls;
     struct event *poke_ev, *tick_ev;
+    unsigned long ticks;
     unsigned pass;
 };
 
@@ -596,6 +597,24 @@ static void on_listing(struct host *h, int status, json_t *body, void *arg)
     scheduler_poke(h->s);
 }
 
+/* Periodic listing: events are the fast path, this heals a stop event that
+ * a stream missed. Only final states of jobs we track are applied (a final
+ * state cannot be stale), so a listing older than an event changes nothing. */
+static void on_relist(struct host *h, int status, json_t *body, void *arg)
+{
+    if (status != 200 || !json_is_object(body))
+        return;
+    const char *id;
+    json_t *aj;
+    json_object_foreach(body, id, aj)
+    {
+        const char *dash = strchr(id, '-');
+        if (json_integer_value(json_object_get(aj, "status")) >= 2 && dash &&
+            job_find(h->s, dash + 1))
+            apply_active(h, id, aj);
+    }
+}
+
 static void stream_chunk(struct evhttp_request *req, void *arg)
 {
     struct host *h = arg;
@@ -1046,6 +1065,10 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
     struct scheduler *s = arg;
     long long now = now_us();
     drop_lost_hosts(s, now);
+    if (++s->ticks % 6 == 0) /* every 3 s */
+        for (struct host *h = s->hosts; h; h = h->next)
+            if (h->st == H_READY)
+                host_call(h, EVHTTP_REQ_GET, "/host/jobs", NULL, on_relist, NULL);
     for (struct sjob *j = s->jobs; j; j = j->next) {
         if (j->st != JS_UP || now - j->up_us < BACKOFF_RESET_US)
             continue;
