@@ -80,6 +80,14 @@ json_t *api_formation_get(struct controller *c, const char *app_id, const char *
 
 /* Upserts a Job (by its "uuid"; "app" must be set) in its own
  * transaction, writing a `job` event when its state changed. */
+/* Routers' feed (api_router.c): GET /router/table[?wait=GENERATION] answers
+ * {"generation": N, "routes": [route + "backends": ["IP:PORT"]]} at once,
+ * or, when wait names the current generation, when it changes (or after
+ * 25 s with the same one). api_router_changed marks it stale. */
+void api_router_table(struct httpd_req *r, void *arg);
+void api_router_changed(struct controller *c);
+void api_router_free(struct controller *c);
+
 int api_job_save(struct controller *c, json_t *job, struct err **err);
 
 /* Records a deployment status change in its own transaction: writes the

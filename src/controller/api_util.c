@@ -189,6 +189,7 @@ int api_commit(struct controller *c, struct err **err)
     if (store_commit(c->store, err) < 0)
         return -1;
     events_flush(c->events);
+    api_router_changed(c);
     return 0;
 }
 

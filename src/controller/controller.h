@@ -14,6 +14,7 @@ struct events;
 struct httpd;
 struct scheduler;
 struct store;
+struct router_feed;
 
 struct controller {
     struct event_base *base;
@@ -25,6 +26,8 @@ struct controller {
     size_t nkeys;
     const char *domain;       /* default route domain, may be NULL */
     const char *ca_cert_path; /* PEM served by GET /ca-cert, may be NULL */
+    const char *self_addr;    /* HOST:PORT of the API: service "controller" */
+    struct router_feed *feed; /* api_router.c, made on first use */
 };
 
 /* The route table (routes.c). */

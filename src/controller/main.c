@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "ahttp.h"
+#include "api.h"
 #include "controller.h"
 #include "events.h"
 #include "fsutil.h"
@@ -139,6 +140,7 @@ int main(int argc, char **argv)
     if (port < 0)
         goto out;
     bound = xasprintf("%.*s:%d", (int)(strrchr(listen, ':') - listen), listen, port);
+    c.self_addr = bound;
     if (tls_addr) {
         int tport;
         tls = tls_listen(c.base, tls_addr, tls_cert, tls_key, port, &tport, &e);
@@ -170,6 +172,7 @@ out:
     scheduler_free(c.sched);
     ahttp_free(c.http); /* answers waiting requests before the server goes */
     tls_listener_free(tls);
+    api_router_free(&c);
     httpd_free(h); /* closes streams first: their close callbacks free subscribers */
     events_free(c.events);
     store_close(c.store);

@@ -20,6 +20,7 @@
     }
 
 AUTHED(api_status)
+AUTHED(api_router_table)
 AUTHED(api_well_known_status)
 AUTHED(api_apps_create)
 AUTHED(api_apps_list)
@@ -131,6 +132,7 @@ static const struct httpd_route routes[] = {
 
     /* §3.5 routes */
     {"GET", "/routes", auth_api_routes_all},
+    {"GET", "/router/table", auth_api_router_table},
     {"POST", "/apps/:app/routes", auth_api_routes_create},
     {"GET", "/apps/:app/routes", auth_api_routes_list},
     {"GET", "/apps/:app/routes/:type/:id", auth_api_routes_get},

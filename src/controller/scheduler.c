@@ -45,6 +45,7 @@ struct sjob {
     char uuid[37];
     char *id; /* HOSTID-UUID */
     char *app, *release, *type;
+    char *service; /* discovery service name (routes), NULL: none */
     enum jstate st;
     bool stop_requested;
     bool recorded_running;
@@ -276,6 +277,7 @@ static void record(struct scheduler *s, json_t *rec, const char *state)
         err_free(e);
     }
     json_decref(copy);
+    api_router_changed(s->c);
 }
 
 static void job_unlink_free(struct sjob *j)
@@ -293,6 +295,7 @@ static void job_unlink_free(struct sjob *j)
     free(j->app);
     free(j->release);
     free(j->type);
+    free(j->service);
     free(j->ip);
     json_decref(j->rec);
     free(j);
@@ -402,6 +405,17 @@ static void check_start(struct sjob *j)
 
 /* ---------- host events ---------- */
 
+/* The address a job is reached at: its own, or its host's for host-network
+ * jobs. Borrowed; NULL when it has none yet. */
+static const char *job_ip(const struct host *h, const json_t *active_job)
+{
+    const char *ip = jstr(active_job, "internal_ip");
+    if (ip && *ip)
+        return ip;
+    json_t *cfg = json_object_get(json_object_get(active_job, "job"), "config");
+    return json_is_true(json_object_get(cfg, "host_network")) ? h->addr : NULL;
+}
+
 static int first_port(const json_t *active_job)
 {
     json_t *ports = json_object_get(json_object_get(json_object_get(active_job, "job"), "config"),
@@ -435,6 +449,8 @@ static struct sjob *adopt(struct host *h, const char *job_id, const json_t *aj)
     j->app = xstrdup(app);
     j->release = xstrdup(rel);
     j->type = xstrdup(type);
+    if (jstr(md, "flynn-controller.service"))
+        j->service = xstrdup(jstr(md, "flynn-controller.service"));
     j->oneoff = oneoff;
     j->st = JS_STARTING;
     if (json_is_true(json_object_get(aj, "force_stop"))) {
@@ -471,7 +487,7 @@ static void apply_active(struct host *h, const char *job_id, const json_t *aj)
     if (status == 0) {
         /* the host may report "starting" for a while after the process
          * runs: a passing health check is proof enough */
-        const char *ip = jstr(aj, "internal_ip");
+        const char *ip = job_ip(h, aj);
         int port = first_port(aj);
         if (ip && *ip && port && !j->ip && j->st == JS_STARTING) {
             j->ip = xstrdup(ip);
@@ -485,7 +501,7 @@ static void apply_active(struct host *h, const char *job_id, const json_t *aj)
             j->recorded_running = true;
             bool checking = j->check || (j->check_timer && evtimer_pending(j->check_timer, NULL));
             free(j->ip);
-            j->ip = jstr(aj, "internal_ip") ? xstrdup(jstr(aj, "internal_ip")) : NULL;
+            j->ip = job_ip(h, aj) ? xstrdup(job_ip(h, aj)) : NULL;
             j->port = first_port(aj);
             if (j->st == JS_STARTING && !checking)
                 check_start(j);
@@ -734,6 +750,48 @@ static void on_put(struct host *h, int status, json_t *body, void *arg)
 }
 
 /* Starts one job of the type on host h (NULL: the least-loaded host). */
+/* The job root for a release: the default stack, plus the slug when one of
+ * the release's artifacts is a slug tarball (type "file" with a sha256 in
+ * its meta, made by the receiver). */
+static json_t *release_root(struct scheduler *s, const json_t *rel)
+{
+    json_t *root = json_pack("{s:s}", "stack", "default");
+    size_t i;
+    json_t *id;
+    json_array_foreach(json_object_get(rel, "artifacts"), i, id)
+    {
+        if (!json_is_string(id))
+            continue;
+        json_t *a = store_get(s->c->store, STORE_ARTIFACT, json_string_value(id), NULL);
+        const char *type = jstr(a, "type"), *uri = jstr(a, "uri");
+        const char *sum = jstr(json_object_get(a, "meta"), "sha256");
+        if (type && !strcmp(type, "file") && uri && sum) {
+            json_t *slug = json_pack("{s:s,s:s}", "url", uri, "sha256", sum);
+            json_t *size = json_object_get(a, "size");
+            if (json_is_integer(size) && json_integer_value(size) > 0)
+                json_object_set(slug, "size", size);
+            json_object_set_new(root, "slug", slug);
+        }
+        json_decref(a);
+    }
+    return root;
+}
+
+/* The discovery service of a process type: its own, its first port's, or
+ * APPNAME-web for the web type (the default route's service). */
+static char *process_service(const json_t *app, const json_t *proc, const char *type)
+{
+    const char *svc = jstr(proc, "service");
+    if (!svc || !*svc)
+        svc = jstr(json_object_get(json_array_get(json_object_get(proc, "ports"), 0), "service"),
+                   "name");
+    if (svc && *svc)
+        return xstrdup(svc);
+    if (!strcmp(type, "web") && jstr(app, "name"))
+        return xasprintf("%s-web", jstr(app, "name"));
+    return NULL;
+}
+
 static void start_job(struct scheduler *s, const json_t *app, const json_t *rel, const char *type,
                       struct host *h)
 {
@@ -751,6 +809,7 @@ static void start_job(struct scheduler *s, const json_t *app, const json_t *rel,
     j->app = xstrdup(app_id);
     j->release = xstrdup(rel_id);
     j->type = xstrdup(type);
+    j->service = process_service(app, proc, type);
     j->st = JS_STARTING;
     j->mark = s->pass;
     j->next = s->jobs;
@@ -768,9 +827,25 @@ static void start_job(struct scheduler *s, const json_t *app, const json_t *rel,
                            "flynn-controller.app_name", json_object_get(app, "name"),
                            "flynn-controller.release", rel_id, "flynn-controller.type", type,
                            "flynn-controller.formation", "true");
+    if (j->service)
+        json_object_set_new(md, "flynn-controller.service", json_string(j->service));
     json_t *args = json_object_get(proc, "args");
     json_t *config = json_pack("{s:o,s:o}", "args", args ? json_incref(args) : json_array(),
                                "env", env);
+    if (json_is_true(json_object_get(proc, "host_network")))
+        json_object_set_new(config, "host_network", json_true());
+    json_t *mounts = json_object_get(proc, "mounts");
+    if (json_array_size(mounts)) {
+        json_t *ml = json_array();
+        size_t mi;
+        json_t *m;
+        json_array_foreach(mounts, mi, m)
+            json_array_append_new(ml, json_pack("{s:O,s:O,s:b}", "location",
+                                                json_object_get(m, "location"), "target",
+                                                json_object_get(m, "target"), "writeable",
+                                                json_is_true(json_object_get(m, "writeable"))));
+        json_object_set_new(config, "mounts", ml);
+    }
     json_t *ports = json_object_get(proc, "ports");
     if (json_array_size(ports)) {
         json_t *pl = json_array();
@@ -781,8 +856,8 @@ static void start_job(struct scheduler *s, const json_t *app, const json_t *rel,
                                                 "proto", json_object_get(p, "proto")));
         json_object_set_new(config, "ports", pl);
     }
-    json_t *spec = json_pack("{s:s,s:O,s:o,s:{s:s}}", "id", j->id, "metadata", md, "config",
-                             config, "root", "stack", "default");
+    json_t *spec = json_pack("{s:s,s:O,s:o,s:o}", "id", j->id, "metadata", md, "config",
+                             config, "root", release_root(s, rel));
     json_t *res = json_object_get(proc, "resources");
     if (json_is_object(res))
         json_object_set(spec, "resources", res);
@@ -833,8 +908,18 @@ json_t *scheduler_run_job(struct scheduler *s, const json_t *app, const json_t *
                            "flynn-controller.app_name", json_object_get(app, "name"),
                            "flynn-controller.release", rel_id);
     json_object_update(md, json_object_get(req, "meta"));
-    json_t *spec = json_pack("{s:s,s:O,s:{s:O,s:o},s:{s:s}}", "id", j->id, "metadata", md,
-                             "config", "args", args, "env", env, "root", "stack", "default");
+    json_t *root = release_root(s, rel);
+    if (json_object_get(root, "slug")) {
+        /* slug releases run commands through the slug runner, as Flynn's
+         * image entrypoint does (`flynn run bash` is /runner/init bash) */
+        json_t *full = json_pack("[s]", "/runner/init");
+        json_array_extend(full, args);
+        args = full;
+    } else {
+        json_incref(args);
+    }
+    json_t *spec = json_pack("{s:s,s:O,s:{s:O,s:o},s:o}", "id", j->id, "metadata", md,
+                             "config", "args", args, "env", env, "root", root);
     json_t *res = json_object_get(req, "resources");
     if (json_is_object(res))
         json_object_set(spec, "resources", res);
@@ -845,8 +930,10 @@ json_t *scheduler_run_job(struct scheduler *s, const json_t *app, const json_t *
     log_info("scheduler: running one-off job %s on %s", j->id, h->id);
     cleanup_free char *path = xasprintf("/host/jobs/%s", j->id);
     host_call(h, EVHTTP_REQ_PUT, path, spec, on_put, xstrdup(j->uuid));
-    return json_pack("{s:s,s:s,s:s,s:s,s:O}", "id", j->id, "uuid", j->uuid, "host_id", h->id,
-                     "release", rel_id, "args", args);
+    json_t *stub = json_pack("{s:s,s:s,s:s,s:s,s:O}", "id", j->id, "uuid", j->uuid, "host_id",
+                             h->id, "release", rel_id, "args", args);
+    json_decref(args);
+    return stub;
 }
 
 static void on_delete(struct host *h, int status, json_t *body, void *arg)
@@ -895,6 +982,20 @@ int scheduler_stop_job(struct scheduler *s, const json_t *job, struct err **err)
     host_call(j->h, EVHTTP_REQ_DELETE, path, NULL, on_delete, xstrdup(j->uuid));
     scheduler_poke(s);
     return 0;
+}
+
+json_t *scheduler_service_backends(struct scheduler *s)
+{
+    json_t *m = json_object();
+    for (struct sjob *j = s ? s->jobs : NULL; j; j = j->next) {
+        if (j->st != JS_UP || !j->service || !j->ip || !j->port)
+            continue;
+        json_t *l = json_object_get(m, j->service);
+        if (!l)
+            json_object_set_new(m, j->service, l = json_array());
+        json_array_append_new(l, json_sprintf("%s:%d", j->ip, j->port));
+    }
+    return m;
 }
 
 /* ---------- reconcile ---------- */

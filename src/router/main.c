@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "fsutil.h"
 #include "log.h"
 #include "notify.h"
 #include "router.h"
@@ -33,6 +34,9 @@ static void usage(FILE *f)
             "  --https-listen ADDR     HTTPS listener (needs --cert and --key)\n"
             "  --metrics-listen ADDR   serves GET /metrics\n"
             "  --routes-file FILE      JSON routes with their backends; SIGHUP reloads\n"
+            "  --controller URL        follow the controller's routes and backends instead\n"
+            "                          (http://127.0.0.1:1111; key from --controller-key-file\n"
+            "                          FILE or $CONTROLLER_KEY)\n"
             "  --cert FILE --key FILE  the cluster's wildcard certificate (PEM)\n"
             "  --tcp-host HOST         address TCP routes bind on (default 127.0.0.1)\n"
             "  --tcp-range MIN-MAX     ports TCP routes may use (default 3000-3500)\n"
@@ -103,12 +107,12 @@ int main(int argc, char **argv)
         .tcp_max = 3500,
     };
     const char *http_addr[4] = {0}, *https_addr[4] = {0}, *metrics_addr = NULL,
-               *listen_file = NULL;
+               *listen_file = NULL, *controller = NULL, *ckey_file = NULL;
     size_t nhttp = 0, nhttps = 0;
     int lvl = LOG_LVL_INFO, json = 0, workers = 1;
     enum { O_HTTP = 256, O_HTTPS, O_METRICS, O_ROUTES, O_CERT, O_KEY, O_TCPHOST, O_TCPRANGE,
            O_ACCESS, O_HTO, O_ITO, O_UTO, O_MAXHEAD, O_MAXIDLE, O_STICKY, O_LFILE, O_NOH2,
-           O_LVL, O_FMT, O_HELP, O_WORKERS };
+           O_LVL, O_FMT, O_HELP, O_WORKERS, O_CONTROLLER, O_CKEYFILE };
     static const struct option lo[] = {
         {"http-listen", 1, 0, O_HTTP},     {"https-listen", 1, 0, O_HTTPS},
         {"metrics-listen", 1, 0, O_METRICS}, {"routes-file", 1, 0, O_ROUTES},
@@ -121,6 +125,7 @@ int main(int argc, char **argv)
         {"no-h2", 0, 0, O_NOH2},           {"log-level", 1, 0, O_LVL},
         {"log-format", 1, 0, O_FMT},       {"help", 0, 0, O_HELP},
         {"workers", 1, 0, O_WORKERS},
+        {"controller", 1, 0, O_CONTROLLER}, {"controller-key-file", 1, 0, O_CKEYFILE},
         {0, 0, 0, 0},
     };
     int ch;
@@ -169,6 +174,8 @@ int main(int argc, char **argv)
         case O_MAXIDLE: o.max_idle_per_backend = atoi(optarg); break;
         case O_STICKY: o.sticky_key_file = optarg; break;
         case O_LFILE: listen_file = optarg; break;
+        case O_CONTROLLER: controller = optarg; break;
+        case O_CKEYFILE: ckey_file = optarg; break;
         case O_NOH2: tls_h2_enabled = false; break;
         case O_LVL:
             lvl = log_level_parse(optarg);
@@ -196,6 +203,24 @@ int main(int argc, char **argv)
     }
     if (!nhttp && !nhttps)
         http_addr[nhttp++] = "127.0.0.1:8080";
+    if (controller && o.routes_file) {
+        fprintf(stderr, "flynn-router: --controller and --routes-file exclude each other\n");
+        return 2;
+    }
+    char *ckey = NULL;
+    if (ckey_file) {
+        struct err *ke = NULL;
+        size_t kl;
+        ckey = fs_read_file(ckey_file, &kl, &ke);
+        if (!ckey) {
+            fprintf(stderr, "flynn-router: %s\n", ke->msg);
+            err_free(ke);
+            return 2;
+        }
+        ckey[strcspn(ckey, "\r\n")] = '\0';
+    } else if (getenv("CONTROLLER_KEY")) {
+        ckey = xstrdup(getenv("CONTROLLER_KEY"));
+    }
     if ((o.cert_file == NULL) != (o.key_file == NULL)) {
         fprintf(stderr, "flynn-router: --cert and --key go together\n");
         return 2;
@@ -297,7 +322,18 @@ int main(int argc, char **argv)
     event_add(sig_hup, NULL);
     if (worker == 0)
         notify_ready(first);
+    struct feed *feed = NULL;
+    if (controller) {
+        feed = router_feed_start(r, controller, ckey, &e);
+        if (!feed) {
+            log_error("%s", e->msg);
+            err_free(e);
+            goto fail;
+        }
+    }
     event_base_dispatch(base);
+    router_feed_free(feed);
+    free(ckey);
     for (int i = 0; i < nchildren; i++)
         waitpid(children[i], NULL, 0);
     event_free(sig_term);
@@ -307,6 +343,7 @@ int main(int argc, char **argv)
     event_base_free(base);
     return 0;
 fail:
+    free(ckey);
     signal_children(SIGTERM);
     if (lf)
         fclose(lf);

@@ -209,10 +209,22 @@ fail:
     return NULL;
 }
 
+static int install(struct router *r, struct route_table *t, struct err **err);
+
 int router_reload(struct router *r, struct err **err)
 {
     r->m->reloads++;
-    struct route_table *t = route_table_load(r->opts.routes_file, r->table, err);
+    return install(r, route_table_load(r->opts.routes_file, r->table, err), err);
+}
+
+int router_set_table_json(struct router *r, const char *json, size_t len, struct err **err)
+{
+    r->m->reloads++;
+    return install(r, route_table_parse(json, len, r->table, err), err);
+}
+
+static int install(struct router *r, struct route_table *t, struct err **err)
+{
     if (!t || tls_table_prepare(r, t, err) < 0) {
         r->m->reload_errors++;
         route_table_unref(t);

@@ -87,6 +87,18 @@ struct router_metrics *router_metrics_shared(int n);
 void router_free(struct router *r);
 /* Reloads opts.routes_file; on failure keeps the current table. */
 int router_reload(struct router *r, struct err **err);
+/* Installs a table from JSON text (route_table_parse's format); on failure
+ * keeps the current one. */
+int router_set_table_json(struct router *r, const char *json, size_t len, struct err **err);
+
+/* feed.c: follows GET URL/router/table of the controller (long polls with
+ * ?wait=GENERATION, flynn-api routes plus "backends") and installs every
+ * new table; retries with back-off while the controller is away, keeping
+ * the last table. key: the controller's auth key (Basic), may be NULL. */
+struct feed;
+struct feed *router_feed_start(struct router *r, const char *url, const char *key,
+                               struct err **err);
+void router_feed_free(struct feed *f);
 
 /* Listens on "HOST:PORT" for HTTP (tls false) or HTTPS; writes the bound
  * address (HOST:PORT) into out. */

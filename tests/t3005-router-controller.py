@@ -1,0 +1,160 @@
+"""flynn-router fed by flynn-controller (--controller): routes made through
+the API and the backends of the jobs the scheduler starts on a real
+flynn-host reach the router without a reload; jobs leaving take their
+backend away; the controller going away keeps the last table.
+"""
+import base64
+import http.client
+import os
+import signal
+import time
+
+from harness import (TestCase, HostClient, Daemon, binpath, cleanup_bridge, host_args, request,
+                     wait_for)
+
+KEY = "feed-key"
+A = {"Authorization": "Basic " + base64.b64encode((":" + KEY).encode()).decode()}
+WEB = {"args": ["/usr/bin/python3", "-c",
+                "import http.server,os\n"
+                "class H(http.server.BaseHTTPRequestHandler):\n"
+                "  def do_GET(s):\n"
+                "    b=('job '+os.environ['FLYNN_JOB_ID']+' rel '+os.environ['REL']+'\\n').encode()\n"
+                "    s.send_response(200);s.send_header('Content-Length',str(len(b)));s.end_headers();s.wfile.write(b)\n"
+                "  def log_message(s,*a): pass\n"
+                "http.server.ThreadingHTTPServer(('',int(os.environ['PORT'])),H).serve_forever()\n"],
+       "ports": [{"port": 8080, "proto": "tcp"}]}
+
+
+class RouterControllerTest(TestCase):
+    def setUp(self):
+        super().setUp()
+        if os.geteuid() != 0:
+            self.skipTest("flynn-host needs root")
+        self.bridge, hargs = host_args(self.dir)
+        self.hostd = Daemon("flynn-host", hargs, self.dir)
+        self.host = HostClient(self.hostd.url)
+        self.cleanups_first.append(self.stop_host)
+        self.ctl = self.start("flynn-controller", [
+            "--listen", "127.0.0.1:0", "--data-dir", os.path.join(self.dir, "data"),
+            "--key", KEY, "--domain", "feed.test", "--host", self.hostd.url])
+        keyfile = os.path.join(self.dir, "key")
+        with open(keyfile, "w") as f:
+            f.write(KEY + "\n")
+        self.router = self.start("flynn-router", [
+            "--http-listen", "127.0.0.1:0", "--controller", self.ctl.url,
+            "--controller-key-file", keyfile, "--access-log", "off"])
+        self.rport = int(self.router.listen.rsplit(":", 1)[1])
+
+    def stop_host(self):
+        for d in self.daemons:
+            if d.name == "flynn-controller" and d.alive():
+                d.stop()
+        try:
+            if self.hostd.alive():
+                self.host.stop_all(timeout=10)
+        except Exception as e:
+            print("stop_all:", e)
+        self.hostd.stop()
+        cleanup_bridge(self.bridge)
+
+    def api(self, method, path, body=None, status=200):
+        r = request(method, self.ctl.url + path, body, headers=A)
+        self.assertEqual(r.status, status, (method, path, r))
+        return r.json() if r.body.strip() else None
+
+    def get(self, host, path="/"):
+        c = http.client.HTTPConnection("127.0.0.1", self.rport, timeout=10)
+        try:
+            c.request("GET", path, headers={"Host": host})
+            r = c.getresponse()
+            return r.status, r.read().decode(errors="replace")
+        finally:
+            c.close()
+
+    def deploy_app(self, name, rel_env="1", count=1):
+        app = self.api("POST", "/apps", {"name": name})
+        rel = self.api("POST", "/releases", {"app_id": app["id"], "env": {"REL": rel_env},
+                                             "processes": {"web": WEB}})
+        self.api("PUT", "/apps/%s/release" % app["id"], {"id": rel["id"]})
+        self.api("PUT", "/apps/%s/formations/%s" % (app["id"], rel["id"]),
+                 {"app": app["id"], "release": rel["id"], "processes": {"web": count}})
+        return app, rel
+
+    def test_default_route_follows_jobs(self):
+        # before any job: the app's default route exists, no backend -> 503
+        app, rel = self.deploy_app("feedapp", count=0)
+        wait_for(lambda: self.get("feedapp.feed.test")[0] == 503, timeout=5,
+                 what="default route known to the router")
+        self.assertEqual(self.get("unknown.feed.test")[0], 404)
+        # scale up: the job's address becomes the backend
+        self.api("PUT", "/apps/%s/formations/%s" % (app["id"], rel["id"]),
+                 {"app": app["id"], "release": rel["id"], "processes": {"web": 2}})
+        wait_for(lambda: self.get("feedapp.feed.test")[0] == 200, timeout=30,
+                 what="app answering through the router")
+        seen = set()
+        for _ in range(20):
+            st, body = self.get("feedapp.feed.test")
+            self.assertEqual(st, 200, body)
+            self.assertIn("rel 1", body)
+            seen.add(body.split()[1])
+        self.assertEqual(len(seen), 2, "requests spread over both jobs: %s" % seen)
+        table = self.api("GET", "/router/table")
+        rt = [r for r in table["routes"] if r.get("domain") == "feedapp.feed.test"]
+        self.assertEqual(len(rt), 1, table)
+        self.assertEqual(len(rt[0]["backends"]), 2, rt)
+        # a new route through the API works within a second
+        self.api("POST", "/apps/%s/routes" % app["id"],
+                 {"type": "http", "domain": "other.example.org", "service": "feedapp-web"})
+        t0 = time.time()
+        wait_for(lambda: self.get("other.example.org")[0] == 200, timeout=5, what="new route")
+        self.assertLess(time.time() - t0, 1.5, "a new route is served within a second")
+        # scale to zero: backends leave, the route answers 503
+        self.api("PUT", "/apps/%s/formations/%s" % (app["id"], rel["id"]),
+                 {"app": app["id"], "release": rel["id"], "processes": {"web": 0}})
+        wait_for(lambda: self.get("feedapp.feed.test")[0] == 503, timeout=30,
+                 what="backends gone after scale down")
+
+    def test_long_poll_and_bad_input(self):
+        t = self.api("GET", "/router/table")
+        g = t["generation"]
+        r = request("GET", self.ctl.url + "/router/table?wait=abc", headers=A)
+        self.assertEqual(r.status, 400)
+        r = request("GET", self.ctl.url + "/router/table")
+        self.assertEqual(r.status, 401)
+        # a stale generation answers at once
+        t0 = time.time()
+        self.api("GET", "/router/table?wait=%d" % (g + 100))
+        self.assertLess(time.time() - t0, 5)
+        # creating an app (default route) wakes a waiter on the current one
+        import threading
+        out = {}
+
+        def waiter():
+            out["t"] = self.api("GET", "/router/table?wait=%d" % g)
+
+        th = threading.Thread(target=waiter)
+        th.start()
+        time.sleep(0.3)
+        self.assertTrue(th.is_alive(), "the waiter parks while nothing changes")
+        self.api("POST", "/apps", {"name": "wakeup"})
+        th.join(10)
+        self.assertFalse(th.is_alive())
+        self.assertGreater(out["t"]["generation"], g)
+        self.assertTrue(any(r.get("domain") == "wakeup.feed.test" for r in out["t"]["routes"]))
+
+    def test_controller_restart_keeps_table(self):
+        app, rel = self.deploy_app("keep")
+        wait_for(lambda: self.get("keep.feed.test")[0] == 200, timeout=30, what="app up")
+        self.ctl.stop()
+        # the router keeps serving with the last table while the controller is away
+        for _ in range(5):
+            self.assertEqual(self.get("keep.feed.test")[0], 200)
+            time.sleep(0.2)
+        self.assertTrue(self.router.alive())
+        log = self.router.read_log()
+        self.assertNotIn("AddressSanitizer", log)
+
+
+if __name__ == "__main__":
+    import unittest
+    unittest.main()
