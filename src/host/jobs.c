@@ -21,6 +21,7 @@
 #include "log.h"
 #include "net.h"
 #include "oci.h"
+#include "slug.h"
 #include "stack.h"
 #include "strbuf.h"
 #include "xalloc.h"
@@ -61,7 +62,7 @@ struct sub {
 struct jobs {
     struct event_base *base;
     struct jobs_cfg cfg;
-    char *jobs_dir, *crun_root, *netns_dir, *stack, *resurrect_dir;
+    char *jobs_dir, *crun_root, *netns_dir, *stack, *resurrect_dir, *slug_cache;
     struct job *head;
     struct sub subs[MAX_SUBS];
     int nsubs;
@@ -357,8 +358,8 @@ static void job_finished(struct job *j)
         j->pidfd = -1;
     }
     j->ip_host = 0; /* address free again */
-    log_info("job %s %s: exit %d%s%s", j->id, j->status == JOB_FAILED ? "failed" : "stopped",
-             j->exit_status, j->oom ? " (OOM)" : "", j->error ? j->error : "");
+    log_info("job %s %s: exit %d%s%s%s", j->id, j->status == JOB_FAILED ? "failed" : "stopped",
+             j->exit_status, j->oom ? " (OOM)" : "", j->error ? ": " : "", j->error ? j->error : "");
     emit(j->tab, j, j->status == JOB_FAILED ? "error" : "stop");
     /* the record is gone once the job was resurrected or stopped on
      * purpose: a job finalised again after a daemon restart stays down */
@@ -468,9 +469,16 @@ static int write_job_files(struct jobs *t, struct job *j, struct err **err)
     cleanup_free char *netns = host_net ? NULL : xasprintf("%s/%s", t->netns_dir, j->id);
     cleanup_free char *rootfs = xasprintf("%s/rootfs", j->dir);
     cleanup_free char *cgpath = xasprintf("/flynn/%s", j->id);
+    /* a slug is one more read-only layer, above the stack */
+    json_t *slug = json_object_get(root, "slug");
+    if (json_is_null(slug))
+        slug = NULL;
+    const char *sha = json_string_value(json_object_get(slug, "sha256"));
+    cleanup_free char *slugdir = slug ? slug_dir(t->slug_cache, sha) : NULL;
+    cleanup_free char *lower = slug ? xasprintf("%s/root:%s", slugdir, stack) : xstrdup(stack);
     struct oci_job oj = {.id = j->id, .spec = j->spec, .rootfs = rootfs, .netns_path = netns,
                          .job_dir = j->dir, .ip = j->ip, .hostname = hostname,
-                         .cgroups_path = cgpath};
+                         .cgroups_path = cgpath, .runner_dir = slug ? t->cfg.runner_dir : NULL};
     json_t *cfg = oci_config(&oj, err);
     if (!cfg)
         return -1;
@@ -482,10 +490,19 @@ static int write_job_files(struct jobs *t, struct job *j, struct err **err)
 
     json_t *shim = json_pack("{s:s,s:s,s:s,s:s,s:{s:s,s:s,s:s,s:s}}", "id", j->id, "crun",
                              t->cfg.crun, "crun_root", t->crun_root, "cgroups_path", cgpath,
-                             "rootfs", "lower", stack, "upper", "", "work", "", "merged", rootfs);
+                             "rootfs", "lower", lower, "upper", "", "work", "", "merged", rootfs);
     json_t *r = json_object_get(shim, "rootfs");
     json_object_set_new(r, "upper", json_sprintf("%s/upper", j->dir));
     json_object_set_new(r, "work", json_sprintf("%s/work", j->dir));
+    if (slug) {
+        json_t *size = json_object_get(slug, "size");
+        json_object_set_new(shim, "slug",
+                            json_pack("{s:O,s:s,s:I,s:s,s:i}", "url", json_object_get(slug, "url"),
+                                      "sha256", sha, "size",
+                                      json_is_integer(size) ? json_integer_value(size) : 0,
+                                      "cache", t->slug_cache, "keep", t->cfg.slug_keep));
+        json_object_set_new(shim, "runner_dir", json_string(t->cfg.runner_dir));
+    }
     if (!host_net) {
         char hostif[16];
         snprintf(hostif, sizeof(hostif), "flv%08x", t->net_base + j->ip_host);
@@ -817,6 +834,21 @@ static void recover(struct jobs *t)
     closedir(d);
 }
 
+/* Runs before the event loop does (it blocks on the disk); the slugs of
+ * running jobs are safe: their shims hold locks on them. */
+static void evict_slugs(struct jobs *t)
+{
+    struct err *e = NULL;
+    int evicted = slug_cache_evict(t->slug_cache, t->cfg.slug_keep, &e);
+    if (evicted < 0) {
+        log_warn("evict cached slugs: %s", e->msg);
+        err_free(e);
+    } else if (evicted > 0) {
+        log_info("evicted %d cached slug%s from %s", evicted, evicted == 1 ? "" : "s",
+                 t->slug_cache);
+    }
+}
+
 struct jobs *jobs_new(struct event_base *base, const struct jobs_cfg *cfg, struct err **err)
 {
     struct jobs *t = xcalloc(1, sizeof(*t));
@@ -828,10 +860,16 @@ struct jobs *jobs_new(struct event_base *base, const struct jobs_cfg *cfg, struc
     t->crun_root = xasprintf("%s/crun", cfg->run_dir);
     t->netns_dir = xasprintf("%s/netns", cfg->run_dir);
     t->resurrect_dir = xasprintf("%s/resurrect", cfg->state_dir);
+    t->slug_cache = xasprintf("%s/slugs", cfg->state_dir);
+    if (t->cfg.slug_keep < 0)
+        t->cfg.slug_keep = 20;
+    if (!t->cfg.runner_dir)
+        t->cfg.runner_dir = "/usr/local/lib/flynn/runner";
     if (parse_subnet(t, cfg->subnet, err) < 0)
         goto fail;
     if (fs_mkdir_p(t->jobs_dir, 0700, err) < 0 || fs_mkdir_p(t->crun_root, 0700, err) < 0 ||
-        fs_mkdir_p(t->netns_dir, 0755, err) < 0 || fs_mkdir_p(t->resurrect_dir, 0700, err) < 0)
+        fs_mkdir_p(t->netns_dir, 0755, err) < 0 || fs_mkdir_p(t->resurrect_dir, 0700, err) < 0 ||
+        fs_mkdir_p(t->slug_cache, 0700, err) < 0)
         goto fail;
     if (cgroups_setup(err) < 0) {
         err_wrap(err, "prepare cgroups");
@@ -850,6 +888,8 @@ struct jobs *jobs_new(struct event_base *base, const struct jobs_cfg *cfg, struc
             goto fail;
         }
     }
+    /* before recover() starts resurrected jobs, which would only fetch again */
+    evict_slugs(t);
     recover(t);
     return t;
 fail:
@@ -871,5 +911,6 @@ void jobs_free(struct jobs *t)
     free(t->netns_dir);
     free(t->stack);
     free(t->resurrect_dir);
+    free(t->slug_cache);
     free(t);
 }

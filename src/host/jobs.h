@@ -26,7 +26,7 @@ enum job_status { JOB_STARTING, JOB_RUNNING, JOB_DONE, JOB_CRASHED, JOB_FAILED }
 struct jobs_cfg {
     const char *host_id;
     const char *run_dir;   /* per-boot state: RUN_DIR/jobs, RUN_DIR/crun, RUN_DIR/netns */
-    const char *state_dir; /* durable: stacks */
+    const char *state_dir; /* durable: stacks, slugs, resurrect */
     const char *bridge;    /* NULL or "" disables job networking */
     const char *subnet;    /* "100.100.1.0/24"; gateway is the first address */
     int mtu;
@@ -34,10 +34,13 @@ struct jobs_cfg {
     const char *shim_path;
     const char *crun;
     int max_finished; /* finished jobs kept in the table */
+    const char *runner_dir; /* bound at /runner in jobs with a slug; NULL: the default */
+    int slug_keep;          /* cached slugs kept (see slug.h); < 0: 20 */
 };
 
-/* Sets up the network, cgroups and default stack, and recovers jobs left
- * in RUN_DIR by an earlier run. */
+/* Sets up the network, cgroups and default stack, recovers jobs left in
+ * RUN_DIR by an earlier run, and evicts cached slugs beyond cfg->slug_keep
+ * (the shims of slug jobs evict again when their job ends). */
 struct jobs *jobs_new(struct event_base *base, const struct jobs_cfg *cfg, struct err **err);
 void jobs_free(struct jobs *j);
 

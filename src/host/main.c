@@ -85,6 +85,9 @@ static void daemon_usage(FILE *f)
             "  --stop-timeout SECS  SIGTERM to SIGKILL grace (default 10)\n"
             "  --shim PATH          flynn-shim binary (default: next to flynn-host)\n"
             "  --crun PATH          crun binary (default crun)\n"
+            "  --runner-dir DIR     bound read-only at /runner in jobs with a slug\n"
+            "                       (default /usr/local/lib/flynn/runner)\n"
+            "  --slug-cache-keep N  cached slugs kept; older unused ones are evicted (default 20)\n"
             "  --log-level LEVEL    debug, info, warn, error (default info)\n"
             "  --log-format json    JSON log lines\n"
             "  --pid-file FILE      write the daemon's pid\n");
@@ -100,6 +103,7 @@ static int cmd_daemon(int argc, char **argv)
         {"shim", required_argument, 0, 'S'},     {"crun", required_argument, 0, 'C'},
         {"log-level", required_argument, 0, 'L'}, {"log-format", required_argument, 0, 'F'},
         {"pid-file", required_argument, 0, 'P'}, {"help", no_argument, 0, 'h'},
+        {"runner-dir", required_argument, 0, 'R'}, {"slug-cache-keep", required_argument, 0, 'K'},
         {0, 0, 0, 0}};
     const char *listen[8];
     int nlisten = 0;
@@ -107,7 +111,8 @@ static int cmd_daemon(int argc, char **argv)
     cleanup_free char *shim = sibling_path("flynn-shim");
     struct jobs_cfg cfg = {.run_dir = "/run/flynn", .state_dir = "/var/lib/flynn",
                            .bridge = "flynnbr0", .subnet = "100.100.1.0/24", .stop_timeout = 10,
-                           .crun = "crun"};
+                           .crun = "crun", .runner_dir = "/usr/local/lib/flynn/runner",
+                           .slug_keep = 20};
     const char *pidfile = NULL;
     int lvl = LOG_LVL_INFO, json = 0, c;
     optind = 1;
@@ -136,6 +141,23 @@ static int cmd_daemon(int argc, char **argv)
         case 't': cfg.stop_timeout = atoi(optarg); break;
         case 'S': free(shim); shim = xstrdup(optarg); break;
         case 'C': cfg.crun = optarg; break;
+        case 'R':
+            if (optarg[0] != '/') {
+                fprintf(stderr, "flynn-host: --runner-dir must be an absolute path\n");
+                return 2;
+            }
+            cfg.runner_dir = optarg;
+            break;
+        case 'K': {
+            char *end;
+            long n = strtol(optarg, &end, 10);
+            if (!*optarg || *end || n < 0 || n > 100000) {
+                fprintf(stderr, "flynn-host: --slug-cache-keep wants a number 0-100000\n");
+                return 2;
+            }
+            cfg.slug_keep = (int)n;
+            break;
+        }
         case 'L':
             lvl = log_level_parse(optarg);
             if (lvl < 0) {
@@ -295,9 +317,11 @@ static int stream_log(const char *id, int follow, long lines)
 static void run_usage(FILE *f)
 {
     fprintf(f, "usage: flynn-host run [-d] [--id ID] [-e K=V]... [--host-network] [-m|--memory BYTES]\n"
-               "                      [-p|--port N] [--stop-timeout SECS] [-w|--workdir DIR] -- CMD [ARG...]\n"
-               "Runs CMD in a new job on the default stack. Without -d, streams its output\n"
-               "and exits with its exit status; with -d, prints the job ID.\n");
+               "                      [-p|--port N] [--stop-timeout SECS] [-w|--workdir DIR]\n"
+               "                      [--slug URL --slug-sha256 HEX [--slug-size BYTES]] -- CMD [ARG...]\n"
+               "Runs CMD in a new job on the default stack (with --slug, the slug's tree at\n"
+               "/app and the runner at /runner). Without -d, streams its output and exits\n"
+               "with its exit status; with -d, prints the job ID.\n");
 }
 
 static int cmd_run(int argc, char **argv)
@@ -307,8 +331,12 @@ static int cmd_run(int argc, char **argv)
         {"env", required_argument, 0, 'e'},    {"host-network", no_argument, 0, 'H'},
         {"memory", required_argument, 0, 'm'}, {"port", required_argument, 0, 'p'},
         {"stop-timeout", required_argument, 0, 't'}, {"workdir", required_argument, 0, 'w'},
+        {"slug", required_argument, 0, 'U'},   {"slug-sha256", required_argument, 0, 'X'},
+        {"slug-size", required_argument, 0, 'Z'},
         {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
     int detach = 0, c;
+    const char *slug_url = NULL, *slug_sha = NULL;
+    long long slug_size = 0;
     char idbuf[200] = "";
     json_t *env = json_object(), *cfg = json_object(), *spec = json_object();
     json_object_set_new(spec, "config", cfg);
@@ -340,6 +368,9 @@ static int cmd_run(int argc, char **argv)
             break;
         case 't': json_object_set_new(spec, "stop_timeout", json_integer(atoi(optarg))); break;
         case 'w': json_object_set_new(cfg, "working_dir", json_string(optarg)); break;
+        case 'U': slug_url = optarg; break;
+        case 'X': slug_sha = optarg; break;
+        case 'Z': slug_size = atoll(optarg); break;
         case 'h': run_usage(stdout); json_decref(spec); return 0;
         default: run_usage(stderr); json_decref(spec); return 2;
         }
@@ -348,6 +379,17 @@ static int cmd_run(int argc, char **argv)
         run_usage(stderr);
         json_decref(spec);
         return 2;
+    }
+    if (!slug_url != !slug_sha) {
+        fprintf(stderr, "flynn-host run: --slug and --slug-sha256 go together\n");
+        json_decref(spec);
+        return 2;
+    }
+    if (slug_url) {
+        json_t *slug = json_pack("{s:s,s:s}", "url", slug_url, "sha256", slug_sha);
+        if (slug_size > 0)
+            json_object_set_new(slug, "size", json_integer(slug_size));
+        json_object_set_new(spec, "root", json_pack("{s:s,s:o}", "stack", "default", "slug", slug));
     }
     json_t *args = json_array();
     for (int i = optind; i < argc; i++)

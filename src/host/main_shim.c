@@ -5,6 +5,9 @@
  *   flynn-shim JOB_DIR [STATUS_FD]
  *
  * Reads JOB_DIR/shim.json (written by flynn-host), then:
+ *  0. for a job with a slug, fetches and unpacks it into the host's slug
+ *     cache unless it is there (slug.h), and holds a shared lock on it
+ *     while the job runs;
  *  1. makes the job's network namespace and veth (unless host network) and
  *     mounts the overlay root;
  *  2. becomes a child subreaper and runs `crun run --detach`, so the job's
@@ -15,7 +18,9 @@
  *  5. records an OOM kill from the job's memory cgroup, deletes the
  *     container, unmounts and removes the namespace, and writes
  *     JOB_DIR/exit.json {"exit_status","signal","oom_killed","ended_at","error"}
- *     last, so its presence means the job is finished and cleaned up.
+ *     last, so its presence means the job is finished and cleaned up;
+ *  6. releases the slug and leaves a child behind that evicts cached slugs
+ *     beyond the configured number, so the daemon hears of the exit at once.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -37,6 +42,7 @@
 #include "fsutil.h"
 #include "ids.h"
 #include "net.h"
+#include "slug.h"
 #include "strbuf.h"
 #include "xalloc.h"
 
@@ -48,6 +54,7 @@ struct shim {
     const char *id;
     int status_fd;
     int log_fd;
+    int slug_fd; /* shared lock on the job's cached slug, or -1 */
     size_t log_size, log_max;
     struct strbuf partial[2];
 };
@@ -151,6 +158,46 @@ static int setup_rootfs(json_t *r, struct err **err)
     return 0;
 }
 
+/* Makes sure the job's slug is in the cache and locks it there. */
+static int setup_slug(struct shim *s, json_t *sl, struct err **err)
+{
+    const char *runner = cfg_str(s->cfg, "runner_dir");
+    struct stat st;
+    if (stat(runner, &st) < 0 || !S_ISDIR(st.st_mode))
+        return err_makex(err, ENOENT,
+                         "jobs with a slug need the runner, but '%s' is not a directory (see "
+                         "flynn-host daemon --runner-dir)",
+                         runner);
+    struct slug_ref ref = {.url = cfg_str(sl, "url"),
+                           .sha256 = cfg_str(sl, "sha256"),
+                           .size = (long long)json_integer_value(json_object_get(sl, "size"))};
+    s->slug_fd = slug_acquire(cfg_str(sl, "cache"), &ref, err);
+    return s->slug_fd < 0 ? -1 : 0;
+}
+
+/* Drops the slug's lock and evicts in a child of its own, which nothing
+ * waits for: the daemon learns the job ended when this process exits. */
+static void release_slug(struct shim *s)
+{
+    json_t *sl = json_object_get(s->cfg, "slug");
+    if (!json_is_object(sl))
+        return;
+    const char *cache = cfg_str(sl, "cache");
+    slug_release(cache, cfg_str(sl, "sha256"), fd_take(&s->slug_fd));
+    pid_t p = fork();
+    if (p != 0)
+        return;
+    /* the status pipe must see EOF when the shim exits, not when we do */
+    close_range(3, ~0U, 0);
+    struct err *e = NULL;
+    int n = slug_cache_evict(cache, (int)json_integer_value(json_object_get(sl, "keep")), &e);
+    if (n < 0) {
+        fprintf(stderr, "flynn-shim: evict cached slugs: %s\n", e->msg);
+        err_free(e);
+    }
+    _exit(0);
+}
+
 static int setup_net(json_t *n, struct err **err)
 {
     const char *ns = cfg_str(n, "netns");
@@ -242,7 +289,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: flynn-shim JOB_DIR [STATUS_FD]\n");
         return 2;
     }
-    struct shim s = {.dir = argv[1], .status_fd = argc > 2 ? atoi(argv[2]) : -1, .log_fd = -1};
+    struct shim s = {.dir = argv[1], .status_fd = argc > 2 ? atoi(argv[2]) : -1, .log_fd = -1,
+                     .slug_fd = -1};
     strbuf_init(&s.partial[0], 0);
     strbuf_init(&s.partial[1], 0);
     signal(SIGPIPE, SIG_IGN);
@@ -269,6 +317,9 @@ int main(int argc, char **argv)
     log_open(&s);
 
     struct err *e = NULL;
+    json_t *slug = json_object_get(s.cfg, "slug");
+    if (json_is_object(slug) && setup_slug(&s, slug, &e) < 0)
+        fail(&s, e->msg);
     json_t *net = json_object_get(s.cfg, "net");
     if (json_is_object(net) && setup_net(net, &e) < 0)
         fail(&s, e->msg);
@@ -382,6 +433,7 @@ int main(int argc, char **argv)
     teardown(&s);
     write_exit(&s, exit_status, sig, oom, NULL);
     status_write(&s, "exit %d", exit_status);
+    release_slug(&s);
     strbuf_release(&s.partial[0]);
     strbuf_release(&s.partial[1]);
     json_decref(s.cfg);

@@ -1,9 +1,11 @@
 # src/host: flynn-host (the host daemon and its CLI) and flynn-shim (one per job).
 # libhost.a holds every src/host/*.c but main*.c and *_test.c (see Makefile).
 BINS += $(B)/bin/flynn-host $(B)/bin/flynn-shim
+# the shim fetches slugs (libcurl) and checks their SHA-256 (libcrypto)
+SHIM_LIBS := $(shell pkg-config --libs jansson libmnl libcurl libcrypto 2>/dev/null)
 $(B)/bin/flynn-host: $(B)/obj/src/host/main.o $(B)/libhost.a $(B)/liblib.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 $(B)/bin/flynn-shim: $(B)/obj/src/host/main_shim.o $(B)/libhost.a $(B)/liblib.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ -ljansson -lmnl
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(SHIM_LIBS)

@@ -3,7 +3,9 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
+#include "slug.h"
 #include "xalloc.h"
 
 static const char *caps[] = {"CAP_CHOWN",        "CAP_DAC_OVERRIDE",     "CAP_FSETID",
@@ -72,6 +74,9 @@ static const char *config_fields[] = {
     "host_network", "host_pid_namespace", "disable_log", "linux_capabilities",
     "allowed_devices", "writeable_cgroups"};
 
+static const char *root_fields[] = {"stack", "slug"};
+static const char *slug_fields[] = {"url", "sha256", "size"};
+
 static int unknown_field(json_t *o, const char **known, size_t n, const char *prefix,
                          struct err **err)
 {
@@ -85,6 +90,34 @@ static int unknown_field(json_t *o, const char **known, size_t n, const char *pr
         if (i == n)
             return err_makex(err, EINVAL, "unknown field '%s%s'", prefix, k);
     }
+    return 0;
+}
+
+/* root.slug: {"url": http(s) URL, "sha256": 64 hex digits, "size": bytes}. */
+static int check_slug(json_t *slug, struct err **err)
+{
+    if (!json_is_object(slug))
+        return bad(err, "root.slug", "must be an object with 'url' and 'sha256'");
+    if (unknown_field(slug, slug_fields, ARRAY_SIZE(slug_fields), "root.slug.", err) < 0)
+        return -1;
+    const char *url = json_string_value(json_object_get(slug, "url"));
+    size_t n = url ? strlen(url) : 0;
+    const char *host = !url                                ? NULL
+                       : !strncasecmp(url, "http://", 7)  ? url + 7
+                       : !strncasecmp(url, "https://", 8) ? url + 8
+                                                          : NULL;
+    if (!host || n > 4096 || !*host || *host == '/' ||
+        n != json_string_length(json_object_get(slug, "url")))
+        return bad(err, "root.slug.url", "must be an http:// or https:// URL");
+    for (const char *p = url; *p; p++)
+        if ((unsigned char)*p <= ' ' || *p == 0x7f)
+            return bad(err, "root.slug.url", "must not contain spaces or control characters");
+    const char *sha = json_string_value(json_object_get(slug, "sha256"));
+    if (!sha || !slug_sha256_is_valid(sha))
+        return bad(err, "root.slug.sha256", "is required: the archive's SHA-256 as 64 hex digits");
+    json_t *size = json_object_get(slug, "size");
+    if (size && !json_is_null(size) && (!json_is_integer(size) || json_integer_value(size) <= 0))
+        return bad(err, "root.slug.size", "must be a positive integer (bytes)");
     return 0;
 }
 
@@ -107,9 +140,14 @@ int oci_validate_job(json_t *spec, const char *path_id, struct err **err)
     if (root && !json_is_null(root)) {
         if (!json_is_object(root))
             return bad(err, "root", "must be an object");
+        if (unknown_field(root, root_fields, ARRAY_SIZE(root_fields), "root.", err) < 0)
+            return -1;
         json_t *st = json_object_get(root, "stack");
-        if (st && !json_is_string(st))
+        if (st && !json_is_null(st) && !json_is_string(st))
             return bad(err, "root.stack", "must be a string");
+        json_t *slug = json_object_get(root, "slug");
+        if (slug && !json_is_null(slug) && check_slug(slug, err) < 0)
+            return -1;
     }
     json_t *md = json_object_get(spec, "metadata");
     if (md && !json_is_null(md)) {
@@ -297,6 +335,8 @@ json_t *oci_config(const struct oci_job *j, struct err **err)
     json_array_append_new(mounts, mnt("/sys/fs/cgroup", "cgroup", "cgroup", "nosuid,noexec,nodev,relatime,ro"));
     json_array_append_new(mounts, mnt("/tmp", "tmpfs", "tmpfs", "nosuid,nodev,mode=1777"));
     json_array_append_new(mounts, mnt("/usr", "bind", "/usr", "rbind,ro,nosuid,nodev"));
+    if (j->runner_dir)
+        json_array_append_new(mounts, mnt("/runner", "bind", j->runner_dir, "rbind,ro,nosuid,nodev"));
     static const char *files[] = {"hosts", "hostname", "resolv.conf"};
     for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
         cleanup_free char *src = xasprintf("%s/%s", j->job_dir, files[i]);

@@ -6,7 +6,8 @@
  * the host's for host-network jobs), Docker's default capability set,
  * noNewPrivileges, a seccomp deny-list, cgroup limits from the job's
  * resources, the overlay root with the host's /usr bound read-only, and a
- * tmpfs /tmp.
+ * tmpfs /tmp; a job with a slug also gets the runner bound read-only at
+ * /runner.
  */
 #ifndef HOST_OCI_H
 #define HOST_OCI_H
@@ -24,6 +25,7 @@ struct oci_job {
     const char *ip;         /* "" for host network */
     const char *hostname;
     const char *cgroups_path; /* "/flynn/ID" */
+    const char *runner_dir;   /* bound read-only at /runner; NULL for none */
 };
 
 /* Returns the config.json object; caller decrefs. */

@@ -33,6 +33,32 @@ int main(void)
     ok(check("{\"config\":{\"args\":[\"x\"]},\"stop_timeout\":99999}", "h-1", "stop_timeout"),
        "stop timeout bound");
 
+#define SHA "0123456789abcdef0123456789abcdef0123456789ABCDEF0123456789abcdef"
+#define SLUGJOB(slug) "{\"config\":{\"args\":[\"x\"]},\"root\":{\"stack\":\"default\",\"slug\":" slug "}}"
+    ok(check(SLUGJOB("{\"url\":\"http://127.0.0.1:5002/slugs/a.tgz\",\"sha256\":\"" SHA
+                     "\",\"size\":10}"), "h-1", NULL), "slug job is valid");
+    ok(check(SLUGJOB("{\"url\":\"https://b.example/x\",\"sha256\":\"" SHA "\"}"), "h-1", NULL),
+       "slug size is optional");
+    ok(check(SLUGJOB("{\"url\":\"http://a/x\",\"sha256\":\"" SHA "\",\"mode\":1}"), "h-1",
+             "unknown field 'root.slug.mode'"), "unknown slug field");
+    ok(check("{\"config\":{\"args\":[\"x\"]},\"root\":{\"image\":\"x\"}}", "h-1",
+             "unknown field 'root.image'"), "unknown root field");
+    ok(check(SLUGJOB("{\"url\":\"http://a/x\"}"), "h-1", "root.slug.sha256"), "sha256 required");
+    ok(check(SLUGJOB("{\"url\":\"http://a/x\",\"sha256\":\"abc\"}"), "h-1", "root.slug.sha256"),
+       "short sha256");
+    ok(check(SLUGJOB("{\"url\":\"http://a/x\",\"sha256\":\"" SHA "\",\"size\":-1}"), "h-1",
+             "root.slug.size"), "negative size");
+    ok(check(SLUGJOB("{\"url\":\"http://a/x\",\"sha256\":\"" SHA "\",\"size\":\"1\"}"), "h-1",
+             "root.slug.size"), "size type");
+    ok(check(SLUGJOB("{\"url\":\"file:///etc/passwd\",\"sha256\":\"" SHA "\"}"), "h-1",
+             "root.slug.url"), "file URL");
+    ok(check(SLUGJOB("{\"url\":\"http:///x\",\"sha256\":\"" SHA "\"}"), "h-1", "root.slug.url"),
+       "URL without a host");
+    ok(check(SLUGJOB("{\"url\":\"http://a/x y\",\"sha256\":\"" SHA "\"}"), "h-1",
+             "root.slug.url"), "URL with a space");
+    ok(check(SLUGJOB("{\"sha256\":\"" SHA "\"}"), "h-1", "root.slug.url"), "url required");
+    ok(check(SLUGJOB("\"http://a/x\""), "h-1", "root.slug must be an object"), "slug type");
+
     json_t *spec = json_loads("{\"config\":{\"args\":[\"x\"],\"env\":{\"A\":\"b\"},"
                               "\"ports\":[{\"port\":0},{\"port\":7000}]}}", 0, NULL);
     json_t *env = oci_env(spec, "h-1", "100.100.1.2");
@@ -57,6 +83,15 @@ int main(void)
     ok(strstr(s, "CAP_SYS_ADMIN") == NULL, "no CAP_SYS_ADMIN");
     ok(strstr(s, "\"destination\":\"/usr\",\"type\":\"bind\",\"source\":\"/usr\"") != NULL,
        "host /usr bound");
+    ok(strstr(s, "/runner") == NULL, "no runner without a slug");
+    free(s);
+    json_decref(cfg);
+    oj.runner_dir = "/opt/runner";
+    cfg = oci_config(&oj, NULL);
+    s = json_dumps(cfg, JSON_COMPACT);
+    ok(strstr(s, "\"destination\":\"/runner\",\"type\":\"bind\",\"source\":\"/opt/runner\","
+                 "\"options\":[\"rbind\",\"ro\"") != NULL,
+       "runner bound read-only");
     free(s);
     json_decref(cfg);
     json_decref(spec);
