@@ -114,6 +114,40 @@ class RouterControllerTest(TestCase):
         wait_for(lambda: self.get("feedapp.feed.test")[0] == 503, timeout=30,
                  what="backends gone after scale down")
 
+    def test_deploy_drains_without_failed_requests(self):
+        app, rel = self.deploy_app("drain", count=2)
+        wait_for(lambda: self.get("drain.feed.test")[0] == 200, timeout=30, what="app up")
+        import threading
+        stop = threading.Event()
+        results = []
+
+        def load():
+            while not stop.is_set():
+                try:
+                    results.append(self.get("drain.feed.test"))
+                except OSError as e:
+                    results.append((0, str(e)))
+
+        threads = [threading.Thread(target=load) for _ in range(3)]
+        for t in threads:
+            t.start()
+        try:
+            rel2 = self.api("POST", "/releases", {"app_id": app["id"], "env": {"REL": "2"},
+                                                  "processes": {"web": WEB}})
+            self.api("POST", "/apps/%s/deploy" % app["id"], {"id": rel2["id"]})
+            wait_for(lambda: all("rel 2" in self.get("drain.feed.test")[1] for _ in range(6)),
+                     timeout=60, what="the new release serving alone")
+            time.sleep(0.5)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(10)
+        bad = [r for r in results if r[0] != 200]
+        self.assertGreater(len(results), 50)
+        self.assertEqual(bad, [], "failed requests during the deploy (%d of %d)" % (len(bad), len(results)))
+        self.assertTrue(any("rel 1" in r[1] for r in results))
+        self.assertTrue(any("rel 2" in r[1] for r in results))
+
     def test_long_poll_and_bad_input(self):
         t = self.api("GET", "/router/table")
         g = t["generation"]

@@ -31,6 +31,7 @@
 #define BACKOFF_RESET_US (10LL * 1000000) /* up this long: the crash loop is over */
 #define HOST_RETRY_MAX_MS 5000
 #define MAX_DEPLOY_DOWNS 5
+#define DRAIN_MS 250 /* a routed job leaves the routers this long before SIGTERM */
 #define HOST_LOST_US (10LL * 1000000) /* unreachable this long: its jobs are gone */
 
 enum jstate { JS_STARTING, JS_UP, JS_STOPPING };
@@ -955,16 +956,40 @@ static void on_delete(struct host *h, int status, json_t *body, void *arg)
     scheduler_poke(h->s);
 }
 
+static void send_delete(struct sjob *j)
+{
+    cleanup_free char *path = xasprintf("/host/jobs/%s", j->id);
+    host_call(j->h, EVHTTP_REQ_DELETE, path, NULL, on_delete, xstrdup(j->uuid));
+}
+
+static void drain_done(evutil_socket_t fd, short what, void *arg)
+{
+    send_delete(arg);
+}
+
+/* A job that serves a route leaves the routers' tables first (recording
+ * "stopping" updates the feed at once) and is sent SIGTERM DRAIN_MS later,
+ * so no new request reaches a process that is going away. */
 static void stop_job(struct sjob *j)
 {
     if (j->stop_requested)
         return;
+    bool routed = j->st == JS_UP && j->service;
     j->stop_requested = true;
     j->st = JS_STOPPING;
     record(j->s, j->rec, "stopping");
     log_info("scheduler: stopping job %s", j->id);
-    cleanup_free char *path = xasprintf("/host/jobs/%s", j->id);
-    host_call(j->h, EVHTTP_REQ_DELETE, path, NULL, on_delete, xstrdup(j->uuid));
+    if (routed) {
+        if (!j->check_timer)
+            j->check_timer = evtimer_new(j->s->c->base, drain_done, j);
+        else {
+            event_del(j->check_timer);
+            event_assign(j->check_timer, j->s->c->base, -1, 0, drain_done, j);
+        }
+        timer_ms(j->check_timer, DRAIN_MS);
+        return;
+    }
+    send_delete(j);
 }
 
 int scheduler_stop_job(struct scheduler *s, const json_t *job, struct err **err)
