@@ -78,6 +78,10 @@ test:
 install: $(BINS)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/libexec/flynn
 	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
+	rm -rf $(DESTDIR)$(PREFIX)/lib/flynn/slugbuilder $(DESTDIR)$(PREFIX)/lib/flynn/runner
+	mkdir -p $(DESTDIR)$(PREFIX)/lib/flynn
+	cp -R src/slugbuilder $(DESTDIR)$(PREFIX)/lib/flynn/slugbuilder
+	cp -R src/slugrunner $(DESTDIR)$(PREFIX)/lib/flynn/runner
 
 up:
 	@DOMAIN="$(DOMAIN)" scripts/up

@@ -9,15 +9,7 @@ import subprocess
 import threading
 import time
 
-from harness import (BIN, ROOT, Daemon, HostClient, HostTestCase, request, wait_for)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+from harness import (BIN, ROOT, Cluster, Daemon, HostClient, HostTestCase, request, wait_for)
 
 
 # a web process that serves $FOO, so a test sees which env a job runs with
@@ -31,25 +23,10 @@ class TestCluster(HostTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.ctl_port, cls.tls_port = free_port(), free_port()
-        cls.domain = "e2e%d.localhost" % cls.tls_port
-        cls.home = os.path.join(cls.cdir, "home")
-        os.makedirs(cls.home)
-        cls.env = dict(os.environ, FLYNN_BIN=BIN, FLYNN_CONF_DIR=os.path.join(cls.cdir, "conf"),
-                       FLYNN_DATA_DIR=os.path.join(cls.cdir, "data"), FLYNN_HOST_URL=cls.hostd.url,
-                       CONTROLLER_LISTEN="127.0.0.1:%d" % cls.ctl_port,
-                       CONTROLLER_HTTPS_PORT=str(cls.tls_port),
-                       CONTROLLER_TLS_LISTEN="127.0.0.1:%d" % cls.tls_port,
-                       FLYNN_EDIT_ETC_HOSTS="0", CLUSTER_DOMAIN=cls.domain, HOME=cls.home)
-        cls.env.pop("FLYNNRC", None)
-        cls.env.pop("GIT_SSL_CAINFO", None)
-        out = subprocess.run([os.path.join(ROOT, "scripts", "bootstrap")], env=cls.env,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
-        cls.bootstrap_out = out.stdout.decode()
-        if out.returncode != 0:
-            raise AssertionError("bootstrap failed:\n" + cls.bootstrap_out)
-        cls.key = open(os.path.join(cls.cdir, "conf", "key")).read().strip()
-        cls.ctl = "http://127.0.0.1:%d" % cls.ctl_port
+        c = Cluster(cls.cdir, cls.hostd.url, "e2e")
+        cls.cluster = c
+        cls.env, cls.domain, cls.home, cls.key, cls.ctl = c.env, c.domain, c.home, c.key, c.ctl
+        cls.ctl_port, cls.tls_port, cls.bootstrap_out = c.ctl_port, c.tls_port, c.bootstrap_out
 
     @classmethod
     def tearDownClass(cls):

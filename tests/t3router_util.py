@@ -15,7 +15,7 @@ import struct
 import threading
 import time
 
-from harness import TestCase, raw_http, wait_for
+from harness import TestCase, free_port, raw_http, wait_for  # noqa: F401 (free_port: re-exported)
 
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -318,14 +318,6 @@ def http_route(domain, backends, path="/", **kw):
                                                       for b in backends]}
     r.update(kw)
     return r
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 __all__ = ["Backend", "RouterTestCase", "http_route", "free_port", "pattern", "ws_frame",

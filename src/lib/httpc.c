@@ -48,7 +48,7 @@ int httpc_do(const struct httpc_req *r, struct strbuf *out, struct err **err)
         curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
     if (r->body) {
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, r->body);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)r->body_len);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
     }
     cleanup_free char *ct = xasprintf("Content-Type: %s",
                                       r->content_type ? r->content_type : "application/json");
@@ -58,6 +58,8 @@ int httpc_do(const struct httpc_req *r, struct strbuf *out, struct err **err)
         h = curl_slist_append(h, a);
     }
     h = curl_slist_append(h, "Expect:");
+    for (size_t i = 0; r->headers && r->headers[i]; i++)
+        h = curl_slist_append(h, r->headers[i]);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
     CURLcode rc = curl_easy_perform(c);
     long status = -1;

@@ -23,6 +23,7 @@ struct httpc_req {
     const char *accept;
     long timeout_secs;   /* 0: none (streams) */
     httpc_data_cb on_data; /* when set, the body is streamed to it instead of out */
+    const char *const *headers; /* extra "Name: value" lines, NULL-terminated; may be NULL */
     void *arg;
 };
 

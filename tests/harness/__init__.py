@@ -223,7 +223,8 @@ def host_args(workdir, stop_timeout=2):
                     "--run-dir", os.path.join(workdir, "run"),
                     "--state-dir", os.environ.get("FLYNN_TEST_STATE_DIR", os.path.join(workdir, "state")),
                     "--bridge", bridge, "--subnet", "100.101.%d.0/24" % n,
-                    "--stop-timeout", str(stop_timeout)]
+                    "--stop-timeout", str(stop_timeout),
+                    "--runner-dir", os.path.join(ROOT, "src", "slugrunner")]
 
 
 def cleanup_bridge(bridge):
@@ -317,3 +318,48 @@ class HostTestCase(TestCase):
         r = self.host.put_job(jid, body)
         self.assertEqual(r.status, 200, r)
         return jid, self.host.wait_status(jid, (1, 2, 3, 4))
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+class Cluster:
+    """A private single-host cluster made by scripts/bootstrap (as `make up` does) on
+    the flynn-host at host_url: own conf/data/state dirs under cdir, own ports on
+    127.0.0.1, own HOME (the CLI's config and git's), domain PREFIX<port>.localhost.
+    Attributes: env (for flynn, git and the bootstrap), domain, key, ca, ctl (the
+    controller's plain-HTTP URL), tls_port, http_port, home, bootstrap_out."""
+
+    def __init__(self, cdir, host_url, prefix="c", extra_env=None):
+        self.ctl_port, self.tls_port, self.http_port = free_port(), free_port(), free_port()
+        self.domain = "%s%d.localhost" % (prefix, self.tls_port)
+        self.home = os.path.join(cdir, "home")
+        os.makedirs(self.home, exist_ok=True)
+        self.env = dict(os.environ, FLYNN_BIN=BIN, FLYNN_CONF_DIR=os.path.join(cdir, "conf"),
+                        FLYNN_DATA_DIR=os.path.join(cdir, "data"), FLYNN_HOST_URL=host_url,
+                        CONTROLLER_LISTEN="127.0.0.1:%d" % self.ctl_port,
+                        ROUTER_HTTPS_PORT=str(self.tls_port), ROUTER_HTTP_PORT=str(self.http_port),
+                        ROUTER_HOST="127.0.0.1", FLYNN_STATE_DIR=os.path.join(cdir, "state"),
+                        BLOBSTORE_LISTEN="127.0.0.1:%d" % free_port(),
+                        GITRECEIVE_LISTEN="127.0.0.1:%d" % free_port(),
+                        FLYNN_EDIT_ETC_HOSTS="0", CLUSTER_DOMAIN=self.domain, HOME=self.home,
+                        GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.org",
+                        GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.org",
+                        GIT_TERMINAL_PROMPT="0")
+        for k in ("FLYNNRC", "GIT_SSL_CAINFO", "GIT_DIR", "GIT_WORK_TREE"):
+            self.env.pop(k, None)
+        self.env.update(extra_env or {})
+        out = subprocess.run([os.path.join(ROOT, "scripts", "bootstrap")], env=self.env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=180)
+        self.bootstrap_out = out.stdout.decode()
+        if out.returncode != 0:
+            raise AssertionError("bootstrap failed:\n" + self.bootstrap_out)
+        self.key = open(os.path.join(cdir, "conf", "key")).read().strip()
+        self.ca = os.path.join(cdir, "conf", "ca.pem")
+        self.ctl = "http://127.0.0.1:%d" % self.ctl_port
