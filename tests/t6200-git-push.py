@@ -11,7 +11,7 @@ import ssl
 import subprocess
 import http.client
 
-from harness import BIN, ROOT, Cluster, HostTestCase, wait_for
+from harness import BIN, ROOT, Cluster, HostTestCase, request, wait_for
 
 APPS = os.environ.get("FLYNN_SAMPLE_APPS",
                       os.path.join(os.path.dirname(ROOT), "shared", "apps"))
@@ -25,7 +25,11 @@ class TestGitPush(HostTestCase):
         super().setUpClass()
         # LeakSanitizer cannot stop the world inside a container: the receiver would
         # fail every push at exit in the sanitized build
-        c = Cluster(cls.cdir, cls.hostd.url, "push", {"ASAN_OPTIONS": "detect_leaks=0"})
+        # small build limits, so the runaway-build tests are quick
+        c = Cluster(cls.cdir, cls.hostd.url, "push", {"ASAN_OPTIONS": "detect_leaks=0",
+                                                      "FLYNN_BUILD_TIMEOUT": "15",
+                                                      "FLYNN_BUILD_MAX_OUTPUT": str(4 << 20)})
+        cls.ctl = c.ctl
         cls.env, cls.domain, cls.home, cls.key, cls.ca = c.env, c.domain, c.home, c.key, c.ca
         cls.tls_port = c.tls_port
 
@@ -157,6 +161,92 @@ class TestGitPush(HostTestCase):
         self.assertIn("pre-receive hook declined", out)
         rels = self.flynn("-a", "emptyapp", "release")
         self.assertNotIn("git", rels)
+
+
+    def api(self, method, path, body=None):
+        import base64
+        h = {"Authorization": "Basic " + base64.b64encode((":" + self.key).encode()).decode()}
+        return request(method, self.ctl + path, body, headers=h)
+
+    def test_04_every_language(self):
+        for app in ("go-http", "c-make", "ruby-http", "php-hello", "java-maven", "multi-process"):
+            name = app.replace("-", "")
+            repo = self.new_repo(os.path.join(APPS, app), name)
+            rc, out = self.push(repo)
+            self.assertIn("=====> Application deployed", out, app)
+            st, body = self.get(name)
+            self.assertEqual(st, 200, (app, body))
+            # each sample names itself; multi-process's web answers with its process type
+            self.assertEqual(body, "web web\n" if app == "multi-process" else body, app)
+            if app != "multi-process":
+                self.assertIn("Hello from %s" % app, body)
+        # multi-process: web runs; worker and clock scale separately from the same slug
+        self.flynn("-a", "multiprocess", "scale", "worker=1", "clock=1")
+        ps = self.flynn("-a", "multiprocess", "ps")
+        for t in ("web", "worker", "clock"):
+            self.assertEqual(len([l for l in ps.splitlines() if " %s " % t in l and " up " in l]), 1,
+                             (t, ps))
+
+    def custom_buildpack_app(self, name, compile_body):
+        """An app whose own buildpack (in the repo, named by BUILDPACK_URL) runs compile_body."""
+        repo = os.path.join(self.cdir, "repos", name)
+        os.makedirs(os.path.join(repo, "bp", "bin"))
+        for f, body in (("detect", "echo Custom"), ("compile", compile_body),
+                        ("release", "echo '--- {default_process_types: {web: sleep 1000}}'")):
+            path = os.path.join(repo, "bp", "bin", f)
+            with open(path, "w") as fh:
+                fh.write("#!/bin/sh\n" + body + "\n")
+            os.chmod(path, 0o755)
+        self.git(repo, "init", "-q", "-b", "main")
+        self.git(repo, "add", "-A")
+        self.git(repo, "commit", "-q", "-m", "x")
+        self.flynn("create", name, cwd=repo)
+        self.flynn("-a", name, "env", "set", "BUILDPACK_URL=/app/bp")
+        return repo
+
+    def test_05_runaway_builds_are_cut_off(self):
+        repo = self.custom_buildpack_app("chatty", "yes 'spam spam spam spam spam'")
+        rc, out = self.push(repo, check=False)
+        self.assertNotEqual(rc, 0)
+        self.assertIn("more than %d bytes of output" % (4 << 20), out)
+        self.assertIn("FLYNN_BUILD_MAX_OUTPUT", out)
+        self.assertLess(len(out), 8 << 20)  # cut near the limit (plus git's "remote: " prefixes)
+        repo = self.custom_buildpack_app("forever", "echo building forever; sleep 1000")
+        rc, out = self.push(repo, check=False)
+        self.assertNotEqual(rc, 0)
+        self.assertIn("ran longer than 15 s", out)
+        # the build jobs are gone from the host
+        wait_for(lambda: not [j for j in self.host.jobs(active=True).values()
+                              if j["job"]["metadata"].get("flynn-controller.type") == "slugbuilder"],
+                 timeout=30, what="build jobs stopped")
+
+    def test_06_procfile_without_web(self):
+        repo = self.new_repo(os.path.join(APPS, "python-http"), "noweb")
+        with open(os.path.join(repo, "Procfile"), "w") as f:
+            f.write("worker: python3 app.py\n")
+        self.git(repo, "commit", "-qam", "worker only")
+        rc, out = self.push(repo, check=False)
+        self.assertNotEqual(rc, 0)
+        self.assertIn("no web process type", out)
+        self.assertEqual(self.api("GET", "/apps/noweb/release").status, 404)
+
+    def test_07_old_slugs_are_collected(self):
+        repo = self.new_repo(os.path.join(APPS, "static-site"), "gcapp")
+        self.assertEqual(self.api("POST", "/apps/gcapp", {"meta": {"gc.max_inactive_slug_releases": "1"}}).status, 200)
+        uris = []
+        for i in range(4):
+            with open(os.path.join(repo, "index.html"), "a") as f:
+                f.write("<!-- %d -->\n" % i)
+            self.git(repo, "commit", "-qam", str(i))
+            rc, out = self.push(repo)
+            rel = self.api("GET", "/apps/gcapp/release").json()
+            art = self.api("GET", "/artifacts/" + rel["artifacts"][0]).json()
+            uris.append(art["uri"])
+        self.assertIn("Removed", out)
+        rels = [r for r in self.api("GET", "/apps/gcapp/releases").json() if r.get("meta", {}).get("git")]
+        self.assertEqual(len(rels), 2, rels)  # current + 1 inactive
+        # the blobs of the two oldest slugs are gone, the newest two remain
+        self.assertEqual([request("GET", u).status for u in uris], [404, 404, 200, 200])
 
 
 if __name__ == "__main__":

@@ -291,7 +291,7 @@ void api_scale_put(struct httpd_req *r, void *arg)
     if (path_app_release(r, c, &app, &rel, true) < 0)
         return;
     json_t *body = api_body(r);
-    json_t *sr = NULL, *cur = NULL, *f = NULL;
+    json_t *sr = NULL, *cur = NULL, *f = NULL, *merged = NULL;
     struct err *e = NULL;
     const char *field = NULL;
     if (!body)
@@ -348,6 +348,13 @@ void api_scale_put(struct httpd_req *r, void *arg)
     json_object_set(sr, "updated_at", json_object_get(sr, "created_at"));
     if (!json_is_object(json_object_get(sr, "old_processes")))
         json_object_set_new(sr, "old_processes", json_object());
+    /* as Flynn's formation repo does: the request's types are set, the
+     * formation's other types keep their counts */
+    if (np && cur && json_is_object(json_object_get(cur, "processes"))) {
+        merged = json_deep_copy(json_object_get(cur, "processes"));
+        json_object_update(merged, np);
+        np = merged;
+    }
     if (api_begin(c, &e) < 0)
         goto fail;
     if (cancel_pending(c, app_id, rel_id, &e) < 0 ||
@@ -365,6 +372,7 @@ void api_scale_put(struct httpd_req *r, void *arg)
 fail:
     api_reply_err(r, e, field);
 out:
+    json_decref(merged);
     json_decref(f);
     json_decref(cur);
     json_decref(sr);

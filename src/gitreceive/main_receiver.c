@@ -264,6 +264,108 @@ static int wait_initial(const char *app_id, const char *rel_id, const char *type
     return -1;
 }
 
+static int cmp_created_desc(const void *a, const void *b)
+{
+    const char *x = jstr(*(json_t *const *)a, "created_at"),
+               *y = jstr(*(json_t *const *)b, "created_at");
+    return strcmp(y ? y : "", x ? x : "");
+}
+
+/* Release garbage collection: keeps the current release and the newest
+ * `gc.max_inactive_slug_releases` (app meta, default 10) inactive releases
+ * that run a slug; older ones are deleted, and so are the blobs of slugs no
+ * kept release uses. Best effort: failures are reported, not fatal. */
+static void gc(const json_t *app)
+{
+    const char *app_id = jstr(app, "id"), *cur = jstr(app, "release");
+    const char *keep_s = jstr(json_object_get(app, "meta"), "gc.max_inactive_slug_releases");
+    long keep = keep_s ? strtol(keep_s, NULL, 10) : 10;
+    if (keep < 0)
+        keep = 10;
+    cleanup_free char *lp = xasprintf("/apps/%s/releases", app_id);
+    json_t *rels = NULL;
+    if (api("GET", lp, NULL, &rels) != 200 || !json_is_array(rels)) {
+        json_decref(rels);
+        return;
+    }
+    size_t n = json_array_size(rels), i;
+    json_t **v = xcalloc(n + 1, sizeof(*v));
+    for (i = 0; i < n; i++)
+        v[i] = json_array_get(rels, i);
+    qsort(v, n, sizeof(*v), cmp_created_desc);
+    json_t *kept_arts = json_object(), *doomed = json_array();
+    long inactive = 0;
+    for (i = 0; i < n; i++) {
+        json_t *arts = json_object_get(v[i], "artifacts");
+        bool is_cur = cur && jstr(v[i], "id") && !strcmp(cur, jstr(v[i], "id"));
+        bool slug = jstr(json_object_get(v[i], "meta"), "git") != NULL; /* made by a push */
+        bool keep_it = is_cur || !slug || inactive++ < keep;
+        if (!keep_it) {
+            /* a release that still runs processes stays */
+            cleanup_free char *fp = xasprintf("/apps/%s/formations/%s", app_id, jstr(v[i], "id"));
+            json_t *f = NULL;
+            if (api("GET", fp, NULL, &f) == 200) {
+                const char *k;
+                json_t *c;
+                json_object_foreach(json_object_get(f, "processes"), k, c) if (json_integer_value(c))
+                    keep_it = true;
+            }
+            json_decref(f);
+        }
+        size_t a;
+        json_t *id;
+        if (!keep_it) {
+            json_array_append(doomed, v[i]);
+            continue;
+        }
+        json_array_foreach(arts, a, id)
+        {
+            if (json_is_string(id))
+                json_object_set_new(kept_arts, json_string_value(id), json_true());
+        }
+    }
+    size_t k;
+    json_t *r;
+    int nrel = 0, nblob = 0;
+    json_array_foreach(doomed, k, r)
+    {
+        cleanup_free char *dp = xasprintf("/apps/%s/releases/%s", app_id, jstr(r, "id"));
+        if (api("DELETE", dp, NULL, NULL) != 200)
+            continue;
+        nrel++;
+        size_t a;
+        json_t *id;
+        json_array_foreach(json_object_get(r, "artifacts"), a, id)
+        {
+            if (!json_is_string(id) || json_object_get(kept_arts, json_string_value(id)))
+                continue;
+            cleanup_free char *ap = xasprintf("/artifacts/%s", json_string_value(id));
+            json_t *art = NULL;
+            if (api("GET", ap, NULL, &art) == 200 && jstr(art, "type") &&
+                !strcmp(jstr(art, "type"), "file") &&
+                jstr(json_object_get(art, "meta"), "blobstore") && jstr(art, "uri")) {
+                struct httpc_req req = {.method = "DELETE", .url = jstr(art, "uri"),
+                                        .timeout_secs = 30};
+                struct err *e = NULL;
+                int st = httpc_do(&req, NULL, &e);
+                err_free(e);
+                if (st == 200 || st == 404)
+                    nblob++;
+                json_object_set_new(kept_arts, json_string_value(id), json_true());
+            }
+            json_decref(art);
+        }
+    }
+    if (nrel)
+        say("-----> Removed %d old release%s and %d slug%s (keeping %ld inactive releases: "
+            "app meta gc.max_inactive_slug_releases)",
+            nrel, nrel == 1 ? "" : "s", nblob, nblob == 1 ? "" : "s", keep);
+    json_decref(doomed);
+    json_decref(kept_arts);
+    free(v);
+    json_decref(rels);
+}
+
 static void on_term(int sig)
 {
     stopping = 1;
@@ -468,6 +570,12 @@ static int receive(const char *app_name, const char *app_id, const char *sha)
         fail("the build did not report process types (out/process_types.json)");
         goto out;
     }
+    if (!json_object_get(types, "web")) {
+        json_decref(types);
+        fail("the app has no web process type, so nothing would answer at its domain: "
+             "add a line `web: COMMAND` to the Procfile (the command must listen on $PORT)");
+        goto out;
+    }
     int fd = open(slug, O_RDONLY | O_CLOEXEC);
     struct stat sbuf;
     if (fd < 0 || fstat(fd, &sbuf) < 0 || sbuf.st_size == 0) {
@@ -661,6 +769,13 @@ static int receive(const char *app_name, const char *app_id, const char *sha)
     json_decref(nrel);
     say("=====> Application deployed");
     rc = 0;
+    {
+        json_t *app_now = NULL;
+        cleanup_free char *ap = xasprintf("/apps/%s", app_id);
+        if (api("GET", ap, NULL, &app_now) == 200)
+            gc(app_now);
+        json_decref(app_now);
+    }
 out:
     if (rc < 0)
         stop_job();
