@@ -25,9 +25,9 @@ import urllib.parse
 import zipfile
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
-from harness import ROOT, HostTestCase, request, wait_for
+from harness import ROOT, HostTestCase, request, sample_apps, wait_for
 
-APPS = os.environ.get("FLYNN_SAMPLE_APPS", "/work/shared/apps")
+APPS = sample_apps() or "/work/shared/apps"
 BUILDER = os.path.join(ROOT, "src", "slugbuilder")
 RUNNER = os.path.join(ROOT, "src", "slugrunner")
 TIMES = {}

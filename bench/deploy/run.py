@@ -31,7 +31,7 @@ os.environ.setdefault("FLYNN_BIN_DIR", os.path.join(ROOT, "build", "bin"))
 import harness  # noqa: E402
 from harness import BIN, Cluster, Daemon, HostClient, cleanup_bridge, host_args  # noqa: E402
 
-APPS = os.path.join(os.path.dirname(ROOT), "shared", "apps")
+APPS = harness.sample_apps()
 # what to change for a warm push, per app: (file, old, new-with-{n})
 EDITS = {
     "static-site": ("index.html", "</body>", "<!-- {n} --></body>"),

@@ -25,7 +25,10 @@
 #include "xalloc.h"
 
 #define TICK_MS 500
-#define CHECK_RETRY_MS 200
+#define CHECK_RETRY_MS 50
+/* A SYN sent before the job's veth is up gets no answer, and the kernel
+ * would retransmit it only after a second: give each attempt this long. */
+#define CHECK_CONNECT_MS 150
 #define BACKOFF_BASE_MS 500
 #define BACKOFF_MAX_MS 30000
 #define BACKOFF_RESET_US (10LL * 1000000) /* up this long: the crash loop is over */
@@ -397,6 +400,8 @@ static void check_start(struct sjob *j)
         j->check_timer = evtimer_new(j->s->c->base, check_timer_cb, j);
     j->check = bufferevent_socket_new(j->s->c->base, -1, BEV_OPT_CLOSE_ON_FREE);
     bufferevent_setcb(j->check, NULL, NULL, check_event, j);
+    struct timeval cto = {0, CHECK_CONNECT_MS * 1000};
+    bufferevent_set_timeouts(j->check, NULL, &cto);
     if (bufferevent_socket_connect(j->check, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
         bufferevent_free(j->check);
         j->check = NULL;

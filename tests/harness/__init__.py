@@ -363,3 +363,13 @@ class Cluster:
         self.key = open(os.path.join(cdir, "conf", "key")).read().strip()
         self.ca = os.path.join(cdir, "conf", "ca.pem")
         self.ctl = "http://127.0.0.1:%d" % self.ctl_port
+
+
+def sample_apps():
+    """The sample apps deploy tests push (../shared/apps beside the project, or
+    $FLYNN_SAMPLE_APPS, or /work/shared/apps); None when none is found."""
+    for d in (os.environ.get("FLYNN_SAMPLE_APPS"),
+              os.path.join(os.path.dirname(ROOT), "shared", "apps"), "/work/shared/apps"):
+        if d and os.path.isdir(os.path.join(d, "python-http")):
+            return d
+    return None
