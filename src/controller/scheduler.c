@@ -1244,6 +1244,7 @@ static int set_formation(struct scheduler *s, const char *app, const char *rel,
         return -1;
     }
     json_decref(f);
+    scheduler_poke(s); /* the next pass starts or stops its jobs */
     return 0;
 }
 

@@ -258,7 +258,7 @@ static int wait_initial(const char *app_id, const char *rel_id, const char *type
             if (bad)
                 return -1;
         }
-        struct timespec ts = {0, 100 * 1000000};
+        struct timespec ts = {0, 25 * 1000000};
         nanosleep(&ts, NULL);
     }
     return -1;
@@ -719,7 +719,7 @@ static int receive(const char *app_name, const char *app_id, const char *sha)
                 if (strcmp(status, "pending") && strcmp(status, "running"))
                     break;
             }
-            struct timespec ts = {0, 100 * 1000000};
+            struct timespec ts = {0, 25 * 1000000};
             nanosleep(&ts, NULL);
         }
         if (strcmp(status, "complete")) {
