@@ -157,6 +157,68 @@ class TestCluster(HostTestCase):
         self.assertEqual(results["failed"], [])
         self.flynn("-a", "e2edeploy", "delete", "-y")
 
+    def tls_get(self, host, path="/"):
+        """GET through the cluster's router over TLS with SNI host; (status, body, peer cert)."""
+        import ssl
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        sock = socket.create_connection(("127.0.0.1", self.tls_port), timeout=10)
+        s = ctx.wrap_socket(sock, server_hostname=host)
+        der = s.getpeercert(binary_form=True)
+        s.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % (path, host)).encode())
+        data = b""
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            data += d
+        s.close()
+        head, _, body = data.partition(b"\r\n\r\n")
+        self.last_head = head.decode(errors="replace")
+        return int(head.split()[1]), body.decode(errors="replace"), der
+
+    def test_3b_routes_through_the_router(self):
+        """flynn route end to end: the default route, an added domain with its own
+        certificate, an update, a removal, all through the router bootstrap started."""
+        import ssl
+        self.flynn("create", "e2eroute")
+        app = self.api("GET", "/apps/e2eroute").json()
+        rel = self.api("POST", "/releases", {"app_id": app["id"], "env": {"FOO": "routed"}, "processes": {
+            "web": {"args": WEB, "ports": [{"port": 8080, "proto": "tcp"}]}}}).json()
+        self.api("POST", "/apps/e2eroute/deploy", {"id": rel["id"]})
+        self.flynn("-a", "e2eroute", "scale", "web=1")
+        host = "e2eroute." + self.domain
+        wait_for(lambda: self.tls_get(host)[:2] == (200, "foo=routed\n"), timeout=30,
+                 what="default route serving")
+        self.assertIn(host, self.flynn("-a", "e2eroute", "route"))
+        # a domain of the app's own with its own certificate (SNI picks it)
+        cdir = os.path.join(self.cdir, "routecert")
+        os.makedirs(cdir, exist_ok=True)
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                        "-keyout", os.path.join(cdir, "k.pem"), "-out", os.path.join(cdir, "c.pem"),
+                        "-subj", "/CN=shop.example.org", "-addext", "subjectAltName=DNS:shop.example.org"],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        out = self.flynn("-a", "e2eroute", "route", "add", "http", "-c", os.path.join(cdir, "c.pem"),
+                         "-k", os.path.join(cdir, "k.pem"), "shop.example.org")
+        route_id = out.strip().split()[-1]
+        wait_for(lambda: self.tls_get("shop.example.org")[0] == 200, timeout=5, what="new route")
+        st, body, der = self.tls_get("shop.example.org")
+        self.assertEqual(body, "foo=routed\n")
+        self.assertEqual(der, ssl.PEM_cert_to_DER_cert(open(os.path.join(cdir, "c.pem")).read()),
+                         "the route's own certificate is served")
+        # the cluster certificate for the default domain
+        self.assertNotEqual(self.tls_get(host)[2], der)
+        # sticky on, then removal: the domain is unknown again (404 page of the router)
+        self.flynn("-a", "e2eroute", "route", "update", route_id, "--sticky")
+        self.assertNotIn("_backend=", self.last_head)
+        wait_for(lambda: self.tls_get("shop.example.org")[0] == 200 and "Set-Cookie: _backend=" in self.last_head,
+                 timeout=5, what="sticky cookie after the update")
+        self.flynn("-a", "e2eroute", "route", "remove", route_id)
+        wait_for(lambda: self.tls_get("shop.example.org")[0] == 404, timeout=5, what="route removed")
+        self.flynn("-a", "e2eroute", "delete", "-y")
+        wait_for(lambda: self.tls_get(host)[0] == 404, timeout=10, what="deleted app's route gone")
+
     def test_4_controller_killed_is_resurrected_and_loses_nothing(self):
         self.flynn("create", "e2esurvivor")
         ctl = [j for j in self.host.jobs(active=True).values()
