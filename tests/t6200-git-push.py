@@ -163,6 +163,25 @@ class TestGitPush(HostTestCase):
         self.assertIn("pre-receive hook declined", out)
         rels = self.flynn("-a", "emptyapp", "release")
         self.assertNotIn("git", rels)
+        # a commit with no files at all
+        repo3 = os.path.join(self.cdir, "repos", "nofiles")
+        os.makedirs(repo3)
+        self.git(repo3, "init", "-q", "-b", "main")
+        self.git(repo3, "commit", "-q", "--allow-empty", "-m", "nothing")
+        self.flynn("create", "nofiles", cwd=repo3)
+        rc, out = self.push(repo3, check=False)
+        self.assertNotEqual(rc, 0)
+        self.assertIn("No buildpack detected", out)
+        self.assertEqual(self.api("GET", "/apps/nofiles/release").status, 404)
+        # dependencies that cannot be fetched: the message names the package and the
+        # setting for a mirror (tests have no network: the registry here refuses)
+        repo4 = self.new_repo(os.path.join(APPS, "node-express"), "nodeapp")
+        self.flynn("-a", "nodeapp", "env", "set", "npm_config_registry=http://127.0.0.1:9/")
+        rc, out = self.push(repo4, check=False)
+        self.assertNotEqual(rc, 0)
+        self.assertIn("express", out)
+        self.assertIn("npm_config_registry", out)
+        self.assertIn("pre-receive hook declined", out)
 
 
     def api(self, method, path, body=None):
