@@ -562,7 +562,11 @@ static int receive(const char *app_name, const char *app_id, const char *sha)
     slug = xasprintf("%s/slug.tgz", outd);
     ptf = xasprintf("%s/process_types.json", outd);
     size_t ptl;
-    ptt = fs_read_file(ptf, &ptl, &e);
+    /* the build job wrote these: no symlink may make us read our own files */
+    struct stat pst;
+    ptt = lstat(ptf, &pst) == 0 && S_ISREG(pst.st_mode) && pst.st_size < (1 << 20)
+              ? fs_read_file(ptf, &ptl, &e)
+              : NULL;
     json_t *types = ptt ? json_loadb(ptt, ptl, 0, NULL) : NULL;
     if (!json_is_object(types) || !json_object_size(types)) {
         err_free(e);
@@ -576,9 +580,9 @@ static int receive(const char *app_name, const char *app_id, const char *sha)
              "add a line `web: COMMAND` to the Procfile (the command must listen on $PORT)");
         goto out;
     }
-    int fd = open(slug, O_RDONLY | O_CLOEXEC);
+    int fd = open(slug, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     struct stat sbuf;
-    if (fd < 0 || fstat(fd, &sbuf) < 0 || sbuf.st_size == 0) {
+    if (fd < 0 || fstat(fd, &sbuf) < 0 || !S_ISREG(sbuf.st_mode) || sbuf.st_size == 0) {
         if (fd >= 0)
             close(fd);
         json_decref(types);
