@@ -270,6 +270,49 @@ class TestGitPush(HostTestCase):
         self.assertEqual([request("GET", u).status for u in uris], [404, 404, 200, 200])
 
 
+    def test_08_flynn_go_cli_push(self):
+        """Flynn's own CLI configures git its way (its own CA file and credential
+        helper) and the push goes through the same path."""
+        go_cli = os.path.join(os.path.dirname(ROOT), "shared", "tools", "flynn-go-cli")
+        if not os.path.exists(go_cli):
+            go_cli = "/work/shared/tools/flynn-go-cli"
+        if not os.path.exists(go_cli):
+            self.skipTest("Flynn's Go CLI (shared/tools/flynn-go-cli) is not here")
+        if not os.access("/etc/hosts", os.W_OK):
+            self.skipTest("/etc/hosts is not writable: the Go CLI needs controller.DOMAIN to resolve")
+        line = "127.0.0.1 controller.%s git.%s\n" % (self.domain, self.domain)
+        with open("/etc/hosts", "a") as f:
+            f.write(line)
+
+        def unhosts():
+            with open("/etc/hosts") as f:
+                lines = f.readlines()
+            with open("/etc/hosts", "w") as f:
+                f.writelines(l for l in lines if l != line)
+        self.addCleanup(unhosts)
+        home = os.path.join(self.cdir, "gohome")
+        os.makedirs(home, exist_ok=True)
+        env = dict(self.env, HOME=home, FLYNNRC=os.path.join(home, ".flynnrc"))
+        pin = [l.split(":", 1)[1].strip() for l in open(os.path.join(self.cdir, "conf", "cluster.txt"))
+               if l.startswith("TLS pin:")][0]
+
+        def go(*args, cwd=home):
+            p = subprocess.run([go_cli] + list(args), env=env, cwd=cwd, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, timeout=120)
+            self.assertEqual(p.returncode, 0, (args, p.stdout, p.stderr))
+            return p.stdout.decode()
+        go("cluster", "add", "-p", pin, "default", "%s:%d" % (self.domain, self.tls_port), self.key)
+        repo = self.new_repo(os.path.join(APPS, "static-site"), "goclisite", create=False)
+        go("create", "goclisite", cwd=repo)
+        r = subprocess.run(["git", "push", "flynn", "main"], cwd=repo, env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=300)
+        out = r.stdout.decode(errors="replace")
+        self.assertEqual(r.returncode, 0, out)
+        self.assertIn("=====> Application deployed", out)
+        self.assertEqual(self.get("goclisite")[0], 200)
+        self.assertIn("web", go("-a", "goclisite", "ps"))
+
+
 if __name__ == "__main__":
     import unittest
     unittest.main()
