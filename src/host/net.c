@@ -432,6 +432,14 @@ int net_job_attach(const char *netns_path, const char *bridge, const char *host_
      * brings it up; if enslaving fails the kernel drops the pair. The peer
      * cannot be brought up here: the kernel configures it before linking
      * the two ends, and veth_open then fails with ENOTCONN. */
+    /* host_if is named after the job's address, which the daemon gave out
+     * as free: a link of that name is a leftover (a job whose namespace
+     * outlived it, e.g. across a daemon crash) and goes first. */
+    struct err *stale = NULL;
+    if (link_delete(&host, host_if, &stale) < 0) {
+        log_warn("net: %s", stale->msg);
+        err_free(stale);
+    }
     struct nlmsghdr *nlh = link_msg(&host, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, host_if, 1);
     if (mtu > 0)
         mnl_attr_put_u32(nlh, IFLA_MTU, mtu);
