@@ -440,6 +440,17 @@ int net_job_attach(const char *netns_path, const char *bridge, const char *host_
         log_warn("net: %s", stale->msg);
         err_free(stale);
     }
+    /* The host may still remember the address at an earlier job's MAC (the
+     * address was used before): an entry that points nowhere would delay
+     * every packet to the new job by seconds (STALE, then probes). */
+    struct nlmsghdr *nm = nl_msg(&host, RTM_DELNEIGH, 0);
+    struct ndmsg *nd = mnl_nlmsg_put_extra_header(nm, sizeof(*nd));
+    nd->ndm_family = AF_INET;
+    nd->ndm_ifindex = br;
+    mnl_attr_put(nm, NDA_DST, sizeof(addr), &addr);
+    ret = nl_talk(&host);
+    if (ret < 0 && ret != -ENOENT && ret != -ESRCH)
+        log_warn("net: forget neighbour %s on %s: %s", addr_cidr, bridge, strerror(-ret));
     struct nlmsghdr *nlh = link_msg(&host, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, host_if, 1);
     if (mtu > 0)
         mnl_attr_put_u32(nlh, IFLA_MTU, mtu);

@@ -214,14 +214,21 @@ int main(void)
 
     /* A link left with the job's host_if name (a job whose namespace outlived
      * it) is replaced: the daemon gave the address out as free. */
-    char cidrc[32];
+    char cidrc[32], cmdn[160];
     snprintf(cidrc, sizeof(cidrc), "100.127.%d.9/24", net);
+    /* the host remembers .9 at a MAC nobody has (an earlier job's) */
+    snprintf(cmdn, sizeof(cmdn),
+             "ip neigh replace 100.127.%d.9 lladdr 02:00:de:ad:be:ef dev %s nud stale", net, br);
+    ok(system(cmdn) == 0, "a stale neighbour entry for the address");
+    snprintf(cmdn, sizeof(cmdn), "ip neigh show 100.127.%d.9 dev %s", net, br);
+    ok(output_has(cmdn, "02:00:de:ad:be:ef"), "... is there");
     is_int(net_job_attach(nsc, br, va, cidrc, gw, 0, &e), 0, "a leftover host_if is replaced");
     if (e)
         printf("#   %s\n", e->msg);
     err_freep(&e);
     ok(ns_output_has(nsc, "ip -o link", "eth0"), "... c has its eth0");
     ok(!ns_output_has(nsa, "ip -o link", "eth0"), "... and a's old pair is gone");
+    ok(!output_has(cmdn, "02:00:de:ad:be:ef"), "... and the stale neighbour entry is forgotten");
 
     /* Teardown. */
     is_int(net_link_delete(va, &e), 0, "delete a's veth");
