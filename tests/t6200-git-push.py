@@ -270,6 +270,49 @@ class TestGitPush(HostTestCase):
         self.assertEqual([request("GET", u).status for u in uris], [404, 404, 200, 200])
 
 
+    def test_09_gitreceive_http(self):
+        """Clone what was pushed; hostile requests to gitreceive get clear 4xx."""
+        repo = self.new_repo(os.path.join(APPS, "static-site"), "cloneme")
+        self.push(repo)
+        dest = os.path.join(self.cdir, "repos", "cloned")
+        rc, out = self.git(self.cdir, "clone", "-q",
+                           "https://git.%s:%d/cloneme.git" % (self.domain, self.tls_port), dest)
+        self.assertEqual(self.git(dest, "rev-parse", "HEAD")[1], self.git(repo, "rev-parse", "HEAD")[1])
+        import base64
+        base = "http://" + self.env["GITRECEIVE_LISTEN"]
+        good = {"Authorization": "Basic " + base64.b64encode((":" + self.key).encode()).decode()}
+        bad = {"Authorization": "Basic " + base64.b64encode(b"user:nope").decode()}
+        r = request("GET", base + "/cloneme.git/info/refs?service=git-receive-pack")
+        self.assertEqual(r.status, 401)
+        self.assertIn("Basic", r.headers.get("WWW-Authenticate", ""))
+        self.assertEqual(request("GET", base + "/cloneme.git/info/refs?service=git-receive-pack",
+                                 headers=bad).status, 401)
+        r = request("GET", base + "/cloneme.git/info/refs?service=git-receive-pack", headers=good)
+        self.assertEqual(r.status, 200)
+        self.assertTrue(r.body.startswith(b"001f# service=git-receive-pack\n0000"), r.body[:60])
+        self.assertEqual(r.headers.get("Content-Type"), "application/x-git-receive-pack-advertisement")
+        self.assertEqual(request("GET", base + "/cloneme.git/info/refs?service=git-shell",
+                                 headers=good).status, 403)
+        self.assertEqual(request("GET", base + "/cloneme.git/info/refs", headers=good).status, 403)
+        for name in ("nope", "../etc.git", "UPPER.git", "a%2f..%2fb.git"):
+            self.assertEqual(request("GET", base + "/%s/info/refs?service=git-upload-pack" % name,
+                                     headers=good).status, 404, name)
+        r = request("GET", base + "/nosuch.git/info/refs?service=git-upload-pack", headers=good)
+        self.assertEqual(r.status, 404)
+        self.assertIn(b"flynn create nosuch", r.body)
+        h = dict(good, **{"Content-Encoding": "gzip",
+                          "Content-Type": "application/x-git-receive-pack-request"})
+        self.assertEqual(request("POST", base + "/cloneme.git/git-receive-pack", b"not gzip",
+                                 headers=h).status, 400)
+        h["Content-Encoding"] = "br"
+        self.assertEqual(request("POST", base + "/cloneme.git/git-receive-pack", b"x",
+                                 headers=h).status, 415)
+        # garbage to git itself: git answers (an error), the service stays up
+        h.pop("Content-Encoding")
+        request("POST", base + "/cloneme.git/git-receive-pack", b"0000garbage", headers=h)
+        self.assertEqual(request("GET", base + "/").status, 200)
+        self.assertEqual(self.get("cloneme")[0], 200)
+
     def test_08_flynn_go_cli_push(self):
         """Flynn's own CLI configures git its way (its own CA file and credential
         helper) and the push goes through the same path."""

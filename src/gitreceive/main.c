@@ -148,7 +148,7 @@ static char *repo_dir(struct gr *g, const char *id, struct err **err)
     char *dir = xasprintf("%s/repos/%s.git", g->data_dir, id);
     cleanup_free char *head = xasprintf("%s/HEAD", dir);
     if (!fs_exists(head)) {
-        const char *argv[] = {"git", "init", "--bare", "-q", dir, NULL};
+        const char *argv[] = {"git", "init", "--bare", "-q", "--initial-branch=main", dir, NULL};
         struct strbuf out;
         strbuf_init(&out, 0);
         int rc = proc_run(argv, &out, err);
