@@ -393,12 +393,14 @@ class TestOneOffJobs(SchedulerTest):
             self.api("GET", "/apps/run/jobs/" + j["id"])), what="one-off job done")
         self.assertEqual((done["state"], done["exit_status"], done["type"]), ("crashed", 4, ""))
         self.assertEqual(self.host.log(j["id"]).strip(), "1 y")
-        # the app log merges the jobs' output in Flynn's NDJSON form
+        # the app log merges the jobs' output in Flynn's NDJSON form, and the host's
+        # line saying why the job crashed (source "host")
         r = request("GET", self.ctl.url + "/apps/run/log?stream_types=stdout,stderr", headers=A)
         self.assertEqual(r.status, 200, r)
         lines = [json.loads(l) for l in r.body.decode().splitlines()]
         self.assertEqual([(l["msg"], l["job_id"], l["stream"], l["source"]) for l in lines],
-                         [("1 y", j["id"], "stdout", "app")])
+                         [("1 y", j["id"], "stdout", "app"),
+                          ("job exited with status 4", j["id"], "stderr", "host")])
         self.assertEqual(lines[0]["host_id"], self.host_id)
         self.assertNotIn("process_type", lines[0])
         self.assertTrue(lines[0]["timestamp"].endswith("Z"))
@@ -406,17 +408,17 @@ class TestOneOffJobs(SchedulerTest):
         self.assertTrue(r.headers["Content-Type"].startswith("text/event-stream"))
         chunks = [json.loads(x[6:]) for x in r.body.decode().split("\n\n") if x.startswith("data: ")]
         self.assertEqual([(c["event"], c.get("data", {}).get("msg")) for c in chunks],
-                         [("message", "1 y"), ("eof", None)])
-        r = request("GET", self.ctl.url + "/apps/run/log?stream_types=stderr", headers=A)
-        self.assertEqual(r.body, b"")
+                         [("message", "1 y"), ("message", "job exited with status 4"), ("eof", None)])
+        r = request("GET", self.ctl.url + "/apps/run/log?stream_types=stdout", headers=A)
+        self.assertEqual([json.loads(l)["msg"] for l in r.body.decode().splitlines()], ["1 y"])
         self.assertEqual(request("GET", self.ctl.url + "/apps/run/log?lines=x", headers=A).status, 400)
         time.sleep(1.5)  # never restarted
         self.assertEqual(len(self.jobs("run")), 1)
-        # entrypoint + cmd alone still make a command; attach is refused
+        # entrypoint + cmd alone still make a command; only flynn-attach/0 upgrades
         j2 = self.api("POST", "/apps/run/jobs", {"release": rel["id"], "entrypoint": ["true"]})
         self.assertEqual(j2["args"], ["true"])
         r = request("POST", self.ctl.url + "/apps/run/jobs", {"release": rel["id"], "args": ["true"]},
-                    headers=dict(A, Upgrade="flynn-attach/0", Connection="upgrade"))
+                    headers=dict(A, Upgrade="websocket", Connection="upgrade"))
         self.assertEqual(r.status, 400)
         for bad in ({"args": ["true"]}, {"release": str(uuid.uuid4()), "args": ["true"]},
                     {"release": rel["id"], "args": [1]}, {"release": rel["id"], "args": ["x"], "env": {"a": 1}},
@@ -424,6 +426,63 @@ class TestOneOffJobs(SchedulerTest):
             r = request("POST", self.ctl.url + "/apps/run/jobs", bad, headers=A)
             self.assertEqual(r.status, 400, (bad, r))
             self.assertEqual(r.json()["code"], "validation_error")
+
+    def attach(self, body, stdin=b""):
+        """POST /apps/run/jobs with Upgrade: flynn-attach/0 on a raw connection, as the
+        CLI does (flynn-api.md §7.2); sends stdin and its EOF, returns (status line,
+        frames until the last)."""
+        host, port = self.ctl.listen.rsplit(":", 1)
+        s = socket.create_connection((host, int(port)), timeout=30)
+        data = json.dumps(body).encode()
+        s.sendall(b"POST /apps/run/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\n"
+                  b"Connection: upgrade\r\nContent-Type: application/json\r\nUpgrade: flynn-attach/0\r\n"
+                  b"Content-Length: %d\r\n\r\n" % (A["Authorization"].encode(), len(data)) + data)
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            buf += s.recv(65536)
+        head, buf = buf.split(b"\r\n\r\n", 1)
+        status = head.split(b"\r\n")[0]
+        if b" 101 " not in status:
+            return status, head + b"\r\n\r\n" + buf
+        if stdin:
+            s.sendall(b"\x03\x00" + len(stdin).to_bytes(4, "big") + stdin)
+        s.sendall(b"\x03\x00\x00\x00\x00\x00")
+        frames = []
+        while True:
+            if buf[:1] == b"\x03" and len(buf) >= 6 and len(buf) >= 6 + int.from_bytes(buf[2:6], "big"):
+                n = int.from_bytes(buf[2:6], "big")
+                frames.append(("data", buf[1], buf[6:6 + n]))
+                buf = buf[6 + n:]
+            elif buf[:1] == b"\x05" and len(buf) >= 5:
+                frames.append(("exit", int.from_bytes(buf[1:5], "big")))
+                s.close()
+                return status, frames
+            else:
+                d = s.recv(65536)
+                if not d:
+                    frames.append(("eof",))
+                    s.close()
+                    return status, frames
+                buf += d
+
+    def test_attached_run(self):
+        app, rel = self.app_with_release("run", {})
+        status, frames = self.attach({"release": rel["id"], "release_env": True,
+                                      "args": ["sh", "-c", "cat; echo $REL >&2; exit 3"]}, b"hi\n")
+        self.assertIn(b"101", status)
+        self.assertEqual(frames, [("data", 1, b"hi\n"), ("data", 2, b"1\n"), ("exit", 3)])
+        [job] = self.jobs("run")
+        self.assertEqual(job["type"], "")
+        host_job = self.host.job(job["id"])["job"]["config"]
+        self.assertEqual((host_job["stdin"], host_job["tty"]), (True, False))
+        wait_for(lambda: self.api("GET", "/apps/run/jobs/" + job["id"])["state"] == "crashed",
+                 what="attached job recorded")
+        # a command that does not exist is a shell's 127
+        status, frames = self.attach({"release": rel["id"], "args": ["no-such-cmd"]})
+        self.assertEqual(frames, [("data", 2, b"no-such-cmd: command not found\n"), ("exit", 127)])
+        # a release that does not exist is refused before any upgrade
+        status, rest = self.attach({"release": str(uuid.uuid4()), "args": ["true"]})
+        self.assertIn(b"400", status)
 
 
 class TestTwoHosts(SchedulerTest):

@@ -128,6 +128,9 @@ class TestGitPush(HostTestCase):
         repo = self.new_repo(os.path.join(APPS, "static-site"), "site")
         rc, out = self.push(repo)
         self.assertIn("=====> Application deployed", out)
+        # the build's output is in the app's log too, as process type slugbuilder
+        wait_for(lambda: "-----> Compiled slug size is" in self.flynn("-a", "site", "log", "-t", "slugbuilder", "-r"),
+                 timeout=30, what="the build output in `flynn log -t slugbuilder`")
         st, body = self.get("site")
         self.assertEqual(st, 200)
         with open(os.path.join(APPS, "static-site", "index.html")) as f:

@@ -443,13 +443,18 @@ static size_t on_lines(char *data, size_t size, size_t n, void *arg)
         return len;
     }
     strbuf_add(&l->pending, data, len);
+    size_t off = 0;
     char *nl;
-    while ((nl = memchr(l->pending.buf, '\n', l->pending.len))) {
-        size_t ll = (size_t)(nl - l->pending.buf);
-        if (l->cb(l->pending.buf, ll, l->arg))
+    while ((nl = memchr(l->pending.buf + off, '\n', l->pending.len - off))) {
+        size_t ll = (size_t)(nl - (l->pending.buf + off));
+        if (l->cb(l->pending.buf + off, ll, l->arg))
             return 0; /* aborts the transfer */
-        strbuf_remove_prefix(&l->pending, ll + 1);
+        off += ll + 1;
     }
+    strbuf_remove_prefix(&l->pending, off);
+    /* the end of what arrived: a chance to flush */
+    if (off && l->cb(NULL, 0, l->arg))
+        return 0;
     return len;
 }
 

@@ -42,8 +42,9 @@ int client_is_not_found(const struct err *e);
 int client_post_fd(struct client *c, const char *path, int fd, long long size, json_t **out,
                    struct err **err);
 /* GET path with no Accept header (Flynn's log fetch) and hands each body
- * line (without its newline) to cb as it arrives; a non-zero return from
- * cb stops the transfer. */
+ * line (without its newline) to cb as it arrives, then cb(NULL, 0) after
+ * the lines of each piece received (a chance to flush); a non-zero return
+ * from cb stops the transfer. */
 typedef int (*client_line_cb)(const char *line, size_t len, void *arg);
 int client_lines(struct client *c, const char *path, client_line_cb cb, void *arg,
                  struct err **err);

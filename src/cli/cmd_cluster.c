@@ -182,15 +182,27 @@ static int log_sink(struct cli *cli, struct opts *o, struct err **err)
 {
     const char *op = o->npos > 1 ? o->pos[1] : NULL;
     int add = op && !strcmp(op, "add") && o->npos >= 4 && o->npos <= 5 && !strcmp(o->pos[2], "syslog");
+    int add_http = op && !strcmp(op, "add") && o->npos == 4 && !strcmp(o->pos[2], "http");
     int rm = op && !strcmp(op, "remove") && o->npos == 3;
-    if (op && !add && !rm)
+    if (op && !add && !add_http && !rm)
         return cli_usage(cli);
     struct client *c = cli_client(cli, err);
     if (!c)
         return -1;
     json_t *res = NULL, *body = NULL;
     int ret = -1;
-    if (add) {
+    if (add_http) { /* ours, not in Flynn's help (it must match Flynn's): docs/internals/cli.md */
+        const char *url = o->pos[3];
+        if (strncmp(url, "http://", 7)) {
+            ret = err_makex(err, EINVAL, "Invalid http sink URL: %s (http:// only)", url);
+            goto out;
+        }
+        body = json_pack("{s:s,s:s,s:{s:s}}", "id", "", "kind", "http", "config", "url", url);
+        if (client_json(c, "POST", "/sinks", body, &res, err) < 0)
+            goto out;
+        fprintf(stderr, "Created sink %s.\n", json_string_value(json_object_get(res, "id")));
+        ret = 0;
+    } else if (add) {
         const char *url = o->pos[3];
         const char *colon = strstr(url, "://");
         cleanup_free char *scheme = colon ? xstrndup(url, (size_t)(colon - url)) : xstrdup("");

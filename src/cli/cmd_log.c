@@ -2,48 +2,101 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "jsonflat.h"
+#include "strbuf.h"
 #include "units.h"
 #include "xalloc.h"
 
 struct log_out {
     int raw, split_stderr, init;
+    struct strbuf dec; /* decoded strings of the current line */
 };
 
+/* A string member of the line: a slice of it, decoded into o->dec when
+ * escaped (then valid until the next line). */
+struct field {
+    const char *s;
+    size_t len;
+};
 
+static bool get_field(struct log_out *o, const struct jsonflat_member *m, int n, const char *key,
+                      struct field *out)
+{
+    const struct jsonflat_member *f = jsonflat_get(m, n, key);
+    *out = (struct field){"", 0};
+    if (!f || f->type != JF_STRING)
+        return false;
+    if (!f->escaped) {
+        *out = (struct field){f->val, f->val_len};
+        return true;
+    }
+    /* decoded strings are appended; the slices must not move: room first */
+    strbuf_grow(&o->dec, f->val_len + 1);
+    long dl = jsonflat_unescape(f->val, f->val_len, o->dec.buf + o->dec.len);
+    if (dl < 0)
+        return false;
+    *out = (struct field){o->dec.buf + o->dec.len, (size_t)dl};
+    o->dec.len += (size_t)dl;
+    return true;
+}
+
+static bool field_is(const struct field *f, const char *s)
+{
+    return f->len == strlen(s) && !memcmp(f->s, s, f->len);
+}
+
+/* Prints one of Flynn's log messages: TIMESTAMP SOURCE[TYPE.JOB]: MSG. The
+ * lines are flat JSON objects, read without building a tree: following a
+ * busy app prints some 100k lines a second. */
 static int on_line(const char *line, size_t len, void *arg)
 {
     struct log_out *o = arg;
-    json_error_t je;
-    json_t *m = json_loadb(line, len, 0, &je);
-    if (!m)
+    if (!line) { /* the end of what arrived: out it goes (follow shows lines at once) */
+        fflush(stdout);
+        fflush(stderr);
         return 0;
-    const char *stream = json_string_value(json_object_get(m, "stream"));
-    FILE *out = NULL;
-    if (stream && !strcmp(stream, "stdout"))
-        out = stdout;
-    else if (stream && !strcmp(stream, "stderr"))
-        out = o->split_stderr ? stderr : stdout;
-    else if (stream && !strcmp(stream, "init"))
-        out = o->init ? stderr : NULL;
-    const char *msg = json_string_value(json_object_get(m, "msg"));
-    if (out && o->raw) {
-        fprintf(out, "%s\n", msg ? msg : "");
-    } else if (out) {
-        const char *ts = json_string_value(json_object_get(m, "timestamp"));
-        cleanup_free char *t = units_micro_time(ts ? ts : "0001-01-01T00:00:00Z");
-        const char *src = json_string_value(json_object_get(m, "source"));
-        const char *pt = json_string_value(json_object_get(m, "process_type"));
-        const char *job = json_string_value(json_object_get(m, "job_id"));
-        fprintf(out, "%s %s[%s.%s]: %s\n", t, src ? src : "", pt ? pt : "", job ? job : "",
-                msg ? msg : "");
     }
-    if (out)
-        fflush(out);
-    json_decref(m);
+    struct jsonflat_member m[16];
+    int n = jsonflat_parse(line, len, m, ARRAY_SIZE(m));
+    if (n < 0)
+        return 0;
+    /* every field is decoded before any is used: growing dec moves it */
+    size_t need = 0;
+    for (int i = 0; i < n; i++)
+        if (m[i].escaped)
+            need += m[i].val_len + 1;
+    strbuf_reset(&o->dec);
+    strbuf_grow(&o->dec, need);
+    struct field stream, msg, ts, src, pt, job;
+    get_field(o, m, n, "stream", &stream);
+    FILE *out = NULL;
+    if (field_is(&stream, "stdout"))
+        out = stdout;
+    else if (field_is(&stream, "stderr"))
+        out = o->split_stderr ? stderr : stdout;
+    else if (field_is(&stream, "init"))
+        out = o->init ? stderr : NULL;
+    if (!out)
+        return 0;
+    get_field(o, m, n, "msg", &msg);
+    if (!o->raw) {
+        get_field(o, m, n, "timestamp", &ts);
+        get_field(o, m, n, "source", &src);
+        get_field(o, m, n, "process_type", &pt);
+        get_field(o, m, n, "job_id", &job);
+        char tbuf[64];
+        snprintf(tbuf, sizeof(tbuf), "%.*s", (int)ts.len, ts.len ? ts.s : "0001-01-01T00:00:00Z");
+        cleanup_free char *t = units_micro_time(tbuf);
+        fprintf(out, "%s %.*s[%.*s.%.*s]: ", t, (int)src.len, src.s, (int)pt.len, pt.s,
+                (int)job.len, job.s);
+    }
+    fwrite(msg.s, 1, msg.len, out);
+    fputc('\n', out);
     return 0;
 }
 
@@ -94,8 +147,13 @@ int cmd_log(struct cli *cli, int argc, char **argv, struct err **err)
     char *path = xasprintf("/apps/%s/log?%s", ea, q.buf + 1);
     free(ea);
     struct log_out lo = {opts_has(&o, "raw-output"), opts_has(&o, "split-stderr"),
-                         opts_has(&o, "init")};
+                         opts_has(&o, "init"), STRBUF_INIT};
+    /* lines go out in big writes, flushed when a piece of the stream ends */
+    static char obuf[1 << 16];
+    setvbuf(stdout, obuf, _IOFBF, sizeof(obuf));
     ret = client_lines(c, path, on_line, &lo, err);
+    fflush(stdout);
+    strbuf_release(&lo.dec);
     free(path);
 out:
     strbuf_release(&q);

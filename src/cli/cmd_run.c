@@ -385,14 +385,24 @@ int cmd_run(struct cli *cli, int argc, char **argv, struct err **err)
         json_array_append_new(args, json_string(argv[i]));
     const char *rid = opts_get(&o, "r", "");
     if (!*rid) {
-        char *ea = client_escape(app);
+        cleanup_free char *ea = client_escape(app);
         path = xasprintf("/apps/%s/release", ea);
-        free(ea);
         struct err *e = NULL;
         if (client_json(c, "GET", path, NULL, &release, &e) < 0) {
             if (client_is_not_found(e)) {
+                /* Flynn says "No app release" for an unknown app too: say which */
                 err_free(e);
-                err_makex(err, ENOENT, "No app release, specify a release with -release");
+                e = NULL;
+                char *ap = xasprintf("/apps/%s", ea);
+                json_t *a = NULL;
+                int known = client_json(c, "GET", ap, NULL, &a, &e) == 0 || !client_is_not_found(e);
+                err_free(e);
+                json_decref(a);
+                free(ap);
+                if (known)
+                    err_makex(err, ENOENT, "No app release, specify a release with -release");
+                else
+                    err_makex(err, ENOENT, "app '%s' not found", app);
             } else {
                 *err = e;
             }

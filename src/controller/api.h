@@ -90,6 +90,14 @@ void api_router_free(struct controller *c);
 
 int api_job_save(struct controller *c, json_t *job, struct err **err);
 
+/* Attached one-off jobs (api_attach.c): takes over POST /apps/:app/jobs
+ * with "Upgrade: flynn-attach/0" once api_jobs_run validated the NewJob
+ * (app, rel, body borrowed): places the job, attaches to it on its host,
+ * answers 101 and relays. api_attach_free_all ends those in progress. */
+void api_jobs_attach(struct httpd_req *r, struct controller *c, const json_t *app,
+                     const json_t *rel, json_t *body);
+void api_attach_free_all(struct controller *c);
+
 /* Records a deployment status change in its own transaction: writes the
  * `deployment` event (with error when non-NULL). "complete" also switches the
  * app's current release and sets finished_at; "failed" sets finished_at. */
@@ -129,6 +137,8 @@ H(api_jobs_delete);
 H(api_jobs_put);
 H(api_jobs_run);
 H(api_app_log);
+/* Ends the log requests still waiting on the log aggregator (shutdown). */
+void api_logs_free(struct controller *c);
 H(api_providers_create);
 H(api_providers_list);
 H(api_providers_get);

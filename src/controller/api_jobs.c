@@ -171,8 +171,9 @@ void api_jobs_run(struct httpd_req *r, void *arg)
     json_t *body = NULL, *rel = NULL, *job = NULL;
     struct err *e = NULL;
     const char *up = httpd_header(r, "Upgrade");
-    if (up && *up) {
-        api_error(r, 400, "validation_error", NULL, "attached jobs (%s) are not supported yet", up);
+    bool attach = up && *up;
+    if (attach && !httpd_wants_upgrade(r, "flynn-attach/0")) {
+        api_error(r, 400, "validation_error", NULL, "cannot upgrade to '%s'", up);
         goto out;
     }
     body = api_body(r);
@@ -209,6 +210,10 @@ void api_jobs_run(struct httpd_req *r, void *arg)
     }
     if (!c->sched) {
         api_error(r, 503, "service_unavailable", NULL, "no hosts are configured");
+        goto out;
+    }
+    if (attach) {
+        api_jobs_attach(r, c, app, rel, body);
         goto out;
     }
     job = scheduler_run_job(c->sched, app, rel, body, &e);

@@ -1,11 +1,13 @@
-/* GET /apps/:app/log (flynn-api.md §6): the history of the app's jobs,
- * fetched from their hosts (GET /host/jobs/ID/log?format=json) in parallel
+/* GET /apps/:app/log (flynn-api.md §6). With --log-aggregator, the log
+ * aggregator answers (from_aggregator, below). Without: the history of the
+ * app's jobs, fetched from their hosts (GET /host/jobs/ID/log?format=json) in parallel
  * and merged by time into Flynn's NDJSON lines. With follow=true the answer
  * is a stream: the history when `lines` is given, then the new lines of every
  * running job of the app (GET ...&follow=true&lines=0 on a connection of its
  * own per job), including jobs that start later (looked for every second). */
 #include <errno.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -14,6 +16,7 @@
 #include <time.h>
 
 #include "api.h"
+#include "log.h"
 #include "scheduler.h"
 #include "store.h"
 #include "strbuf.h"
@@ -70,9 +73,11 @@ static json_t *convert(const char *data, size_t len, const char *streams, const 
     char key[32];
     snprintf(key, sizeof(key), ",%s,", stream ? stream : "");
     json_t *o = NULL;
+    /* the host's line saying why the job ended ("system") has source "host" */
+    const char *source = json_is_true(json_object_get(l, "system")) ? "host" : "app";
     if (l && stream && strstr(streams, key))
         o = json_pack("{s:s,s:s,s:O,s:s,s:s,s:O}", "host_id", host_id, "job_id", job_id, "msg",
-                      json_object_get(l, "msg"), "source", "app", "stream", stream, "timestamp",
+                      json_object_get(l, "msg"), "source", source, "stream", stream, "timestamp",
                       json_object_get(l, "time"));
     if (o && *type)
         json_object_set_new(o, "process_type", json_string(type));
@@ -316,27 +321,16 @@ static void on_log(int status, const char *data, size_t len, void *arg)
         finish(lf);
 }
 
-void api_app_log(struct httpd_req *r, void *arg)
+/* The history (and with follow=true the live lines) of the app's jobs,
+ * read from their hosts. */
+static void from_hosts(struct httpd_req *r, struct controller *c, const char *app_id, long lines)
 {
-    struct controller *c = arg;
-    json_t *app = api_path_app(r, c);
-    if (!app)
-        return;
     const char *ls = httpd_query(r, "lines");
-    char *end = NULL;
-    long lines = ls && *ls ? strtol(ls, &end, 10) : 0;
-    if ((ls && *ls && *end) || lines < 0 || lines > MAX_LINES) {
-        json_decref(app);
-        return api_error(r, 400, "validation_error", "lines", "lines must be 0-%d", MAX_LINES);
-    }
     const char *st = httpd_query(r, "stream_types");
     const char *want_job = httpd_query(r, "job_id");
     const char *want_type = httpd_query(r, "process_type");
     struct err *e = NULL;
-    char app_id[37];
-    snprintf(app_id, sizeof(app_id), "%s", jstr(app, "id"));
     json_t *jobs = store_list(c->store, STORE_JOB, app_id, NULL, &e);
-    json_decref(app);
     if (!jobs)
         return api_reply_err(r, e, NULL);
     struct logfetch *lf = xcalloc(1, sizeof(*lf));
@@ -395,4 +389,198 @@ void api_app_log(struct httpd_req *r, void *arg)
     json_decref(jobs);
     if (--lf->pending == 0)
         finish(lf);
+}
+
+/* ---------- from the log aggregator ---------- */
+
+/* GET /apps/:app/log is GET AGGREGATOR/log/APPID with the same query and
+ * Accept: the aggregator answers in Flynn's shapes (NDJSON or SSE), and its
+ * answer is passed through as it arrives. While the client reads slower
+ * than the aggregator writes, reading from the aggregator pauses. When the
+ * aggregator cannot be reached (it is restarting), the hosts answer. */
+
+#define PROXY_HIGH (4u << 20)
+#define PROXY_LOW (1u << 20)
+
+struct logproxy {
+    struct controller *c;
+    struct httpd_req *r;      /* until answered */
+    struct httpd_stream *out; /* once the aggregator said 200 */
+    struct evhttp_connection *conn;
+    struct event *resume; /* flow control, and the deferred free */
+    char app_id[37];
+    long lines;
+    int status;
+    bool paused, finished;
+    struct logproxy *next, *prev;
+};
+
+static void proxy_unlink(struct logproxy *p)
+{
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        p->c->logproxies = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+}
+
+static void proxy_free(struct logproxy *p)
+{
+    proxy_unlink(p);
+    if (p->conn)
+        evhttp_connection_free(p->conn); /* a request still in flight goes too, silently */
+    event_free(p->resume);
+    free(p);
+}
+
+static void proxy_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct logproxy *p = arg;
+    if (p->finished) { /* deferred: the connection cannot be freed in its own callback */
+        proxy_free(p);
+        return;
+    }
+    if (p->paused && httpd_stream_pending(p->out) < PROXY_LOW) {
+        p->paused = false;
+        bufferevent_enable(evhttp_connection_get_bufferevent(p->conn), EV_READ);
+        return;
+    }
+    struct timeval tv = {0, 20000};
+    event_add(p->resume, &tv);
+}
+
+static void proxy_finish(struct logproxy *p)
+{
+    p->finished = true;
+    event_del(p->resume);
+    struct timeval tv = {0, 0};
+    event_add(p->resume, &tv);
+}
+
+static void proxy_out_closed(struct httpd_stream *s, void *arg)
+{
+    struct logproxy *p = arg;
+    p->out = NULL;
+    if (!p->finished)
+        proxy_free(p);
+}
+
+static int proxy_headers(struct evhttp_request *req, void *arg)
+{
+    struct logproxy *p = arg;
+    p->status = evhttp_request_get_response_code(req);
+    if (p->status != 200)
+        return 0;
+    const char *ct = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
+    p->out = httpd_stream_start(p->r, ct ? ct : "text/plain", proxy_out_closed, p);
+    p->r = NULL;
+    return 0;
+}
+
+static void proxy_chunk(struct evhttp_request *req, void *arg)
+{
+    struct logproxy *p = arg;
+    if (!p->out)
+        return; /* an error body: kept in the input buffer for proxy_done */
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t n = evbuffer_get_length(in);
+    if (n) {
+        httpd_stream_write(p->out, evbuffer_pullup(in, (ev_ssize_t)n), n);
+        evbuffer_drain(in, n);
+    }
+    if (!p->paused && httpd_stream_pending(p->out) > PROXY_HIGH) {
+        p->paused = true;
+        bufferevent_disable(evhttp_connection_get_bufferevent(p->conn), EV_READ);
+        struct timeval tv = {0, 20000};
+        event_add(p->resume, &tv);
+    }
+}
+
+static void proxy_done(struct evhttp_request *req, void *arg)
+{
+    struct logproxy *p = arg;
+    if (p->out) { /* the aggregator ended the stream (or went away): so do we */
+        httpd_stream_end(p->out);
+        p->out = NULL;
+    } else if (p->r && (!req || !p->status)) {
+        log_warn("log aggregator unreachable: reading app %s's log from the hosts", p->app_id);
+        from_hosts(p->r, p->c, p->app_id, p->lines);
+        p->r = NULL;
+    } else if (p->r) {
+        struct evbuffer *in = evhttp_request_get_input_buffer(req);
+        size_t n = evbuffer_get_length(in);
+        const char *ct = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
+        httpd_reply_text(p->r, p->status, ct, (const char *)evbuffer_pullup(in, (ev_ssize_t)n), n);
+        p->r = NULL;
+    }
+    proxy_finish(p);
+}
+
+static void from_aggregator(struct httpd_req *r, struct controller *c, const char *app_id,
+                            long lines)
+{
+    struct logproxy *p = xcalloc(1, sizeof(*p));
+    p->c = c;
+    p->r = r;
+    p->lines = lines;
+    snprintf(p->app_id, sizeof(p->app_id), "%s", app_id);
+    p->resume = evtimer_new(c->base, proxy_tick, p);
+    p->next = c->logproxies;
+    if (p->next)
+        p->next->prev = p;
+    c->logproxies = p;
+    const char *follow = httpd_query(r, "follow");
+    p->conn = evhttp_connection_base_new(c->base, NULL, c->logagg_host, (ev_uint16_t)c->logagg_port);
+    evhttp_connection_set_timeout(p->conn, follow && !strcmp(follow, "true") ? 365 * 86400 : 60);
+    struct evhttp_request *req = evhttp_request_new(proxy_done, p);
+    evhttp_request_set_header_cb(req, proxy_headers);
+    evhttp_request_set_chunked_cb(req, proxy_chunk);
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_add_header(h, "Host", c->logagg_host);
+    const char *accept = httpd_header(r, "Accept");
+    if (accept)
+        evhttp_add_header(h, "Accept", accept);
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(httpd_evreq(r));
+    const char *q = uri ? evhttp_uri_get_query(uri) : NULL;
+    cleanup_free char *path = xasprintf("/log/%s%s%s", app_id, q && *q ? "?" : "", q ? q : "");
+    if (evhttp_make_request(p->conn, req, EVHTTP_REQ_GET, path) < 0) {
+        from_hosts(r, c, app_id, lines);
+        p->r = NULL;
+        proxy_finish(p);
+    }
+}
+
+void api_app_log(struct httpd_req *r, void *arg)
+{
+    struct controller *c = arg;
+    json_t *app = api_path_app(r, c);
+    if (!app)
+        return;
+    const char *ls = httpd_query(r, "lines");
+    char *end = NULL;
+    long lines = ls && *ls ? strtol(ls, &end, 10) : 0;
+    if ((ls && *ls && *end) || lines < 0 || lines > MAX_LINES) {
+        json_decref(app);
+        return api_error(r, 400, "validation_error", "lines", "lines must be 0-%d", MAX_LINES);
+    }
+    char app_id[37];
+    snprintf(app_id, sizeof(app_id), "%s", jstr(app, "id"));
+    json_decref(app);
+    if (c->logagg_host)
+        from_aggregator(r, c, app_id, lines);
+    else
+        from_hosts(r, c, app_id, lines);
+}
+
+void api_logs_free(struct controller *c)
+{
+    while (c->logproxies) {
+        struct logproxy *p = c->logproxies;
+        if (p->out)
+            httpd_stream_end(p->out);
+        else if (p->r)
+            api_error(p->r, 503, "service_unavailable", NULL, "the controller is shutting down");
+        proxy_free(p);
+    }
 }

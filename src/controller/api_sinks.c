@@ -1,6 +1,7 @@
-/* Log sinks (flynn-api.md §3.7, §4.10): stored and evented; no log
- * aggregator reads them yet. Also the placeholders POST /apps/:app/gc and
- * the (always empty) volume lists. */
+/* Log sinks (flynn-api.md §3.7, §4.10): stored and evented; the log
+ * aggregator polls GET /sinks and delivers to them (kinds syslog and, ours,
+ * http: {"url": "http://HOST:PORT/PATH"}, NDJSON batches POSTed). Also the
+ * placeholders POST /apps/:app/gc and the (always empty) volume lists. */
 #include <string.h>
 
 #include "api.h"
@@ -15,8 +16,8 @@ static const char *sink_check(const json_t *b, const char **field)
     json_t *cfg = json_object_get(b, "config");
     json_t *hm = json_object_get(b, "host_managed");
     *field = "kind";
-    if (!kind || (strcmp(kind, "syslog") && strcmp(kind, "logaggregator")))
-        return "kind must be syslog or logaggregator";
+    if (!kind || (strcmp(kind, "syslog") && strcmp(kind, "logaggregator") && strcmp(kind, "http")))
+        return "kind must be syslog, http or logaggregator";
     *field = "host_managed";
     if (hm && !json_is_null(hm) && !json_is_boolean(hm))
         return "host_managed must be a boolean";
@@ -31,6 +32,10 @@ static const char *sink_check(const json_t *b, const char **field)
         if (fmt && *fmt && strcmp(fmt, "rfc6587") && strcmp(fmt, "newline") &&
             strcmp(fmt, "prefixed_newline"))
             return "format is invalid";
+    } else if (!strcmp(kind, "http")) {
+        const char *url = jstr(cfg, "url");
+        if (!url || strncmp(url, "http://", 7) || !url[7])
+            return "http sinks need an http:// url";
     } else if (!jstr(cfg, "addr") || !*jstr(cfg, "addr")) {
         return "logaggregator sinks need an addr";
     }

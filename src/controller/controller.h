@@ -9,12 +9,14 @@
 #include <stdint.h>
 
 struct ahttp;
+struct api_attach;
 struct event_base;
 struct events;
 struct httpd;
 struct scheduler;
 struct store;
 struct router_feed;
+struct logproxy;
 
 struct controller {
     struct event_base *base;
@@ -28,6 +30,11 @@ struct controller {
     const char *ca_cert_path; /* PEM served by GET /ca-cert, may be NULL */
     const char *self_addr;    /* HOST:PORT of the API: service "controller" */
     struct router_feed *feed; /* api_router.c, made on first use */
+    /* --log-aggregator: GET /apps/:app/log reads from it; NULL: from the hosts */
+    char *logagg_host;
+    int logagg_port;
+    struct logproxy *logproxies; /* api_logs.c: its requests in flight */
+    struct api_attach *attaches; /* api_attach.c: attached jobs in progress */
 };
 
 /* The route table (routes.c). */

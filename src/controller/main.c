@@ -25,6 +25,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: flynn-controller [--listen HOST:PORT] [--data-dir DIR] [--key KEY[,KEY...]]\n"
                "       [--domain DOMAIN] [--tls-listen HOST:PORT --tls-cert F --tls-key F]\n"
                "       [--ca-cert F] [--host URL]... [--log-level L] [--log-json]\n"
+               "       [--log-aggregator HOST:PORT]   app logs from the log aggregator\n"
                "The key may also come from --key-file FILE or $AUTH_KEY (comma-separated list).\n");
 }
 
@@ -48,7 +49,7 @@ int main(int argc, char **argv)
 {
     const char *listen = "127.0.0.1:1111", *data_dir = ".", *key = NULL, *domain = NULL;
     const char *tls_addr = NULL, *tls_cert = NULL, *tls_key = NULL, *ca_cert = NULL;
-    const char *level = "info", *key_file = NULL;
+    const char *level = "info", *key_file = NULL, *logagg = NULL;
     char *key_buf = NULL;
     int log_json = 0;
     const char **hosts = NULL;
@@ -60,7 +61,7 @@ int main(int argc, char **argv)
         {"tls-key", required_argument, 0, 'K'},  {"ca-cert", required_argument, 0, 'A'},
         {"host", required_argument, 0, 'H'},     {"log-level", required_argument, 0, 'L'},
         {"log-json", no_argument, 0, 'J'},       {"help", no_argument, 0, 'h'},
-        {"key-file", required_argument, 0, 'F'},
+        {"key-file", required_argument, 0, 'F'}, {"log-aggregator", required_argument, 0, 'G'},
         {0, 0, 0, 0},
     };
     int o;
@@ -81,6 +82,7 @@ int main(int argc, char **argv)
             break;
         case 'L': level = optarg; break;
         case 'J': log_json = 1; break;
+        case 'G': logagg = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -104,6 +106,21 @@ int main(int argc, char **argv)
     int rc = 1;
     struct err *e = NULL;
     struct controller c = {.domain = domain, .ca_cert_path = ca_cert};
+    if (logagg && *logagg) {
+        /* HOST:PORT or http://HOST:PORT */
+        const char *a = !strncmp(logagg, "http://", 7) ? logagg + 7 : logagg;
+        c.logagg_host = xstrndup(a, strcspn(a, "/"));
+        char *colon = strrchr(c.logagg_host, ':');
+        char *end = NULL;
+        long p = colon ? strtol(colon + 1, &end, 10) : 0;
+        if (!colon || colon == c.logagg_host || *end || p <= 0 || p > 65535) {
+            log_error("--log-aggregator '%s' is not HOST:PORT or http://HOST:PORT", logagg);
+            free(c.logagg_host);
+            return 2;
+        }
+        *colon = '\0';
+        c.logagg_port = (int)p;
+    }
     if (!key && key_file) { /* keeps the key out of /proc/PID/cmdline and job env */
         key_buf = fs_read_file(key_file, NULL, &e);
         if (!key_buf) {
@@ -169,10 +186,12 @@ out:
         log_error("%s", e->msg);
         err_free(e);
     }
+    api_attach_free_all(&c); /* before the scheduler: they wait on it */
     scheduler_free(c.sched);
     ahttp_free(c.http); /* answers waiting requests before the server goes */
     tls_listener_free(tls);
     api_router_free(&c);
+    api_logs_free(&c); /* before the server: it answers waiting requests */
     httpd_free(h); /* closes streams first: their close callbacks free subscribers */
     events_free(c.events);
     store_close(c.store);
@@ -187,5 +206,6 @@ out:
     free(hosts);
     free(bound);
     free(key_buf);
+    free(c.logagg_host);
     return rc;
 }

@@ -61,6 +61,8 @@ struct sjob {
     long long up_us;
     unsigned mark;
     json_t *rec; /* the Job record as stored */
+    scheduler_placed_cb placed; /* attached one-off jobs: told once the host answered */
+    void *placed_arg;
 };
 
 enum hstate { H_NEW, H_SYNCING, H_READY, H_RETRY };
@@ -741,18 +743,30 @@ static void on_put(struct host *h, int status, json_t *body, void *arg)
     const char *uuid = arg;
     struct sjob *j = job_find(s, uuid);
     free(arg);
-    if (!j || status == 200)
+    /* whoever waits for the placement (api_attach.c) hears of it once, last */
+    scheduler_placed_cb placed = j ? j->placed : NULL;
+    void *placed_arg = j ? j->placed_arg : NULL;
+    if (j)
+        j->placed = NULL;
+    if (!j || status == 200) {
+        if (placed)
+            placed(NULL, placed_arg);
         return;
-    if (status < 0)
-        return; /* host resynced: the listing says what happened */
+    }
     const char *msg = jstr(body, "message");
-    json_object_set_new(j->rec, "host_error",
-                        json_sprintf("start failed (%d): %s", status, msg ? msg : "no response"));
-    record(s, j->rec, "failed");
-    if (!j->oneoff)
-        note_crash(s, j);
-    job_unlink_free(j);
-    scheduler_poke(s);
+    cleanup_free char *why = xasprintf("the host did not start the job (%d): %s", status,
+                                       msg ? msg : "no response");
+    if (status >= 0) { /* else the host resynced: the listing says what happened */
+        json_object_set_new(j->rec, "host_error",
+                            json_sprintf("start failed (%d): %s", status, msg ? msg : "no response"));
+        record(s, j->rec, "failed");
+        if (!j->oneoff)
+            note_crash(s, j);
+        job_unlink_free(j);
+        scheduler_poke(s);
+    }
+    if (placed)
+        placed(why, placed_arg);
 }
 
 /* Starts one job of the type on host h (NULL: the least-loaded host). */
@@ -876,8 +890,33 @@ static void start_job(struct scheduler *s, const json_t *app, const json_t *rel,
     host_call(h, EVHTTP_REQ_PUT, path, spec, on_put, xstrdup(j->uuid));
 }
 
+static json_t *run_job(struct scheduler *s, const json_t *app, const json_t *rel,
+                       const json_t *req, bool attach, scheduler_placed_cb cb, void *arg,
+                       struct err **err);
+
 json_t *scheduler_run_job(struct scheduler *s, const json_t *app, const json_t *rel,
                           const json_t *req, struct err **err)
+{
+    return run_job(s, app, rel, req, false, NULL, NULL, err);
+}
+
+json_t *scheduler_run_attached(struct scheduler *s, const json_t *app, const json_t *rel,
+                               const json_t *req, scheduler_placed_cb cb, void *arg,
+                               struct err **err)
+{
+    return run_job(s, app, rel, req, true, cb, arg, err);
+}
+
+void scheduler_run_cancel(struct scheduler *s, const char *uuid)
+{
+    struct sjob *j = s ? job_find(s, uuid) : NULL;
+    if (j)
+        j->placed = NULL;
+}
+
+static json_t *run_job(struct scheduler *s, const json_t *app, const json_t *rel,
+                       const json_t *req, bool attach, scheduler_placed_cb cb, void *arg,
+                       struct err **err)
 {
     struct host *h = s ? least_loaded(s) : NULL;
     if (!h) {
@@ -899,6 +938,8 @@ json_t *scheduler_run_job(struct scheduler *s, const json_t *app, const json_t *
     j->release = xstrdup(rel_id);
     j->type = xstrdup("");
     j->oneoff = true;
+    j->placed = cb;
+    j->placed_arg = arg;
     j->st = JS_STARTING;
     j->next = s->jobs;
     s->jobs = j;
@@ -915,9 +956,11 @@ json_t *scheduler_run_job(struct scheduler *s, const json_t *app, const json_t *
                            "flynn-controller.release", rel_id);
     json_object_update(md, json_object_get(req, "meta"));
     json_t *root = release_root(s, rel);
-    if (json_object_get(root, "slug")) {
+    const char *a0 = json_string_value(json_array_get(args, 0));
+    if (json_object_get(root, "slug") && (!a0 || strcmp(a0, "/runner/init"))) {
         /* slug releases run commands through the slug runner, as Flynn's
-         * image entrypoint does (`flynn run bash` is /runner/init bash) */
+         * image entrypoint does (`flynn run bash` is /runner/init bash);
+         * the CLIs prefix it themselves for releases with meta.git */
         json_t *full = json_pack("[s]", "/runner/init");
         json_array_extend(full, args);
         args = full;
@@ -929,6 +972,11 @@ json_t *scheduler_run_job(struct scheduler *s, const json_t *app, const json_t *
     json_t *res = json_object_get(req, "resources");
     if (json_is_object(res))
         json_object_set(spec, "resources", res);
+    if (attach) { /* the client's stdin, and its terminal when it has one */
+        json_t *cfg = json_object_get(spec, "config");
+        json_object_set_new(cfg, "stdin", json_true());
+        json_object_set_new(cfg, "tty", json_boolean(json_is_true(json_object_get(req, "tty"))));
+    }
     j->rec = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:O,s:o}", "id", j->id, "uuid", j->uuid,
                        "host_id", h->id, "app", app_id, "release", rel_id, "type", "", "args",
                        args, "meta", md);

@@ -45,6 +45,15 @@ int scheduler_stop_job(struct scheduler *s, const json_t *job, struct err **err)
  * release, args} (caller decrefs). EBUSY when no host is synced. */
 json_t *scheduler_run_job(struct scheduler *s, const json_t *app, const json_t *rel,
                           const json_t *req, struct err **err);
+/* Attached one-off jobs (flynn run): as scheduler_run_job, and the host job
+ * gets config.stdin and config.tty (req's "tty"). cb runs once, when the
+ * host took the job (err NULL) or refused it (err says why; the job is
+ * recorded failed), unless scheduler_run_cancel(uuid) comes first. */
+typedef void (*scheduler_placed_cb)(const char *err, void *arg);
+json_t *scheduler_run_attached(struct scheduler *s, const json_t *app, const json_t *rel,
+                               const json_t *req, scheduler_placed_cb cb, void *arg,
+                               struct err **err);
+void scheduler_run_cancel(struct scheduler *s, const char *uuid);
 /* GET path on the host with that ID (asynchronously); cb runs exactly once
  * unless this returns -1 (ENOENT: unknown host). */
 int scheduler_host_get(struct scheduler *s, const char *host_id, const char *path,

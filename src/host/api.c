@@ -10,8 +10,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "attach.h"
 #include "httpd.h"
 #include "log.h"
+#include "logship.h"
 #include "strbuf.h"
 #include "xalloc.h"
 
@@ -22,6 +24,7 @@ struct host_api {
     struct jobs *jobs;
     struct httpd *http;
     char *host_id, *version, *url;
+    struct logship *ship; /* GET/PUT /host/config */
 };
 
 /* ---- event streams ---- */
@@ -228,7 +231,8 @@ static void format_line(const char *line, size_t len, int as_json, struct strbuf
     }
     json_t *o = json_loadb(line, len, 0, NULL);
     const char *m = json_string_value(json_object_get(o, "msg"));
-    if (m) {
+    /* raw output is what the job wrote: the host's exit line is JSON-only */
+    if (m && !json_is_true(json_object_get(o, "system"))) {
         strbuf_adds(out, m);
         strbuf_addch(out, '\n');
     }
@@ -365,6 +369,49 @@ static void h_log(struct httpd_req *r, void *arg)
     evtimer_add(f->timer, &tv);
 }
 
+/* POST /attach (Flynn's AttachReq, upgrade to flynn-attach/0): attach_api.c */
+static void h_attach(struct httpd_req *r, void *arg)
+{
+    struct host_api *a = arg;
+    attach_api_handle(r, a->jobs, a->base);
+}
+
+/* ---- config: where job logs go (logship.h) ---- */
+
+static void h_config_get(struct httpd_req *r, void *arg)
+{
+    struct host_api *a = arg;
+    if (!a->ship) {
+        httpd_reply_empty(r, 404);
+        return;
+    }
+    httpd_reply_json(r, 200, json_pack("{s:s,s:o}", "log_aggregator", logship_target(a->ship),
+                                       "log_shipping", logship_status(a->ship)));
+}
+
+/* {"log_aggregator": "HOST:PORT"} ("" stops shipping); remembered in STATE_DIR */
+static void h_config_put(struct httpd_req *r, void *arg)
+{
+    struct host_api *a = arg;
+    if (!a->ship) {
+        httpd_reply_empty(r, 404);
+        return;
+    }
+    json_t *b = httpd_body_json(r);
+    if (!b)
+        return;
+    json_t *la = json_object_get(b, "log_aggregator");
+    struct err *e = NULL;
+    if (!json_is_string(la) && !json_is_null(la)) {
+        httpd_reply_error(r, 400, "validation_error", "log_aggregator must be a string");
+    } else if (logship_set_target(a->ship, json_string_value(la), true, &e) < 0) {
+        httpd_reply_err(r, e);
+    } else {
+        h_config_get(r, a);
+    }
+    json_decref(b);
+}
+
 static const struct httpd_route routes[] = {
     {"GET", "/host/status", h_status},
     {"GET", "/host/jobs", h_list},
@@ -373,6 +420,9 @@ static const struct httpd_route routes[] = {
     {"DELETE", "/host/jobs/:id", h_delete},
     {"PUT", "/host/jobs/:id/signal/:sig", h_signal},
     {"GET", "/host/jobs/:id/log", h_log},
+    {"GET", "/host/config", h_config_get},
+    {"PUT", "/host/config", h_config_put},
+    {"POST", "/attach", h_attach},
 };
 
 struct host_api *host_api_new(struct event_base *base, struct jobs *jobs, const char *host_id,
@@ -399,6 +449,11 @@ int host_api_listen(struct host_api *a, const char *addr, struct err **err)
         a->url = xasprintf("http://%s:%d", host, port);
     }
     return port;
+}
+
+void host_api_set_logship(struct host_api *a, struct logship *ship)
+{
+    a->ship = ship;
 }
 
 void host_api_free(struct host_api *a)

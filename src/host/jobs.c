@@ -9,12 +9,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "attach.h"
 #include "cgroups.h"
 #include "fsutil.h"
 #include "ids.h"
@@ -63,6 +66,7 @@ struct jobs {
     struct event_base *base;
     struct jobs_cfg cfg;
     char *jobs_dir, *crun_root, *netns_dir, *stack, *resurrect_dir, *slug_cache;
+    char *init_path; /* flynn-init, next to the shim: PID 1 of attached jobs */
     struct job *head;
     struct sub subs[MAX_SUBS];
     int nsubs;
@@ -320,6 +324,53 @@ static void schedule_resurrect(struct job *j)
     log_info("job %s will be resurrected in %ld ms", j->id, ms);
 }
 
+/* Says in the job's log why it ended when it crashed or failed: one last
+ * stderr line marked "system" (shipped to the log aggregator like the rest).
+ * Runs once per job: exit.logged records that it was written, so finalising
+ * the job again after a daemon restart adds nothing. */
+static void log_exit_reason(struct job *j)
+{
+    cleanup_free char *marker = xasprintf("%s/exit.logged", j->dir);
+    if (fs_exists(marker) || !fs_exists(j->dir))
+        return;
+    cleanup_free char *msg = NULL;
+    if (j->status == JOB_FAILED) {
+        msg = xasprintf("job failed to start: %s", j->error ? j->error : "unknown error");
+    } else if (j->oom) {
+        json_int_t lim = json_integer_value(json_object_get(
+            json_object_get(json_object_get(j->spec, "resources"), "memory"), "limit"));
+        msg = lim > 0 ? xasprintf("out of memory (limit %lld MB): killed by the kernel's OOM killer",
+                                  (long long)(lim >> 20))
+                      : xstrdup("out of memory: killed by the kernel's OOM killer");
+    } else if (j->force_stop) {
+        return; /* stopped on request */
+    } else if (j->signal) {
+        const char *name = sigabbrev_np(j->signal);
+        msg = name ? xasprintf("job killed by signal %d (SIG%s)", j->signal, name)
+                   : xasprintf("job killed by signal %d", j->signal);
+    } else if (j->exit_status) {
+        msg = xasprintf("job exited with status %d", j->exit_status);
+    } else {
+        return;
+    }
+    json_t *o = json_pack("{s:s,s:s,s:s,s:b}", "time", j->ended_at, "stream", "stderr", "msg", msg,
+                          "system", 1);
+    char *line = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    cleanup_free char *p = xasprintf("%s/log", j->dir);
+    int fd = open(p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+    if (fd >= 0) {
+        struct strbuf sb = STRBUF_INIT;
+        strbuf_addf(&sb, "%s\n", line);
+        ssize_t w = write(fd, sb.buf, sb.len);
+        (void)w;
+        strbuf_release(&sb);
+        close(fd);
+    }
+    free(line);
+    fs_write_file(marker, "", 0, 0644, 0, NULL);
+}
+
 /* The shim has exited: read what it left and finalise the job. */
 static void job_finished(struct job *j)
 {
@@ -360,6 +411,7 @@ static void job_finished(struct job *j)
     j->ip_host = 0; /* address free again */
     log_info("job %s %s: exit %d%s%s%s", j->id, j->status == JOB_FAILED ? "failed" : "stopped",
              j->exit_status, j->oom ? " (OOM)" : "", j->error ? ": " : "", j->error ? j->error : "");
+    log_exit_reason(j);
     emit(j->tab, j, j->status == JOB_FAILED ? "error" : "stop");
     /* the record is gone once the job was resurrected or stopped on
      * purpose: a job finalised again after a daemon restart stays down */
@@ -476,9 +528,14 @@ static int write_job_files(struct jobs *t, struct job *j, struct err **err)
     const char *sha = json_string_value(json_object_get(slug, "sha256"));
     cleanup_free char *slugdir = slug ? slug_dir(t->slug_cache, sha) : NULL;
     cleanup_free char *lower = slug ? xasprintf("%s/root:%s", slugdir, stack) : xstrdup(stack);
+    /* a job a client attaches to (stdin or a tty) runs under flynn-init */
+    json_t *jcfg = json_object_get(j->spec, "config");
+    int tty = json_is_true(json_object_get(jcfg, "tty"));
+    int with_stdin = json_is_true(json_object_get(jcfg, "stdin"));
     struct oci_job oj = {.id = j->id, .spec = j->spec, .rootfs = rootfs, .netns_path = netns,
                          .job_dir = j->dir, .ip = j->ip, .hostname = hostname,
-                         .cgroups_path = cgpath, .runner_dir = slug ? t->cfg.runner_dir : NULL};
+                         .cgroups_path = cgpath, .runner_dir = slug ? t->cfg.runner_dir : NULL,
+                         .init_path = tty || with_stdin ? t->init_path : NULL};
     json_t *cfg = oci_config(&oj, err);
     if (!cfg)
         return -1;
@@ -493,6 +550,8 @@ static int write_job_files(struct jobs *t, struct job *j, struct err **err)
                              "rootfs", "lower", lower, "upper", "", "work", "", "merged", rootfs);
     json_t *r = json_object_get(shim, "rootfs");
     json_object_set_new(r, "upper", json_sprintf("%s/upper", j->dir));
+    if (tty || with_stdin)
+        json_object_set_new(shim, "attach", json_pack("{s:b,s:b}", "stdin", with_stdin, "tty", tty));
     json_object_set_new(r, "work", json_sprintf("%s/work", j->dir));
     if (slug) {
         json_t *size = json_object_get(slug, "size");
@@ -529,15 +588,43 @@ static int write_job_files(struct jobs *t, struct job *j, struct err **err)
     return 0;
 }
 
+/* The socket clients' connections reach the job's shim through (attach.h):
+ * made here, so it accepts connections as soon as the job exists, and held
+ * by the shim, so it outlives a restart of the daemon. -1 when it cannot be
+ * made (the job then runs without attach). */
+static int attach_listen(struct job *j)
+{
+    cleanup_free char *path = xasprintf("%s/%s", j->dir, ATTACH_SOCKET);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        log_warn("job %s: no attach: socket path '%s' is too long", j->id, path);
+        return -1;
+    }
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || (unlink(path) < 0 && errno != ENOENT) ||
+        bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, 0600) < 0 ||
+        listen(fd, 16) < 0) {
+        log_warn("job %s: no attach: socket '%s': %s", j->id, path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 static int spawn_shim(struct jobs *t, struct job *j, struct err **err)
 {
     int sp[2];
     if (pipe2(sp, O_CLOEXEC) < 0)
         return err_make(err, errno, "pipe for job '%s'", j->id);
+    int lsock = attach_listen(j);
     pid_t pid = fork();
     if (pid < 0) {
         close(sp[0]);
         close(sp[1]);
+        if (lsock >= 0)
+            close(lsock);
         return err_make(err, errno, "fork the shim of job '%s'", j->id);
     }
     if (pid == 0) {
@@ -548,12 +635,22 @@ static int spawn_shim(struct jobs *t, struct job *j, struct err **err)
         int nul = open("/dev/null", O_RDWR);
         dup2(nul, 0);
         dup2(nul, 1);
-        /* stderr stays the daemon's so shim failures are in its log */
-        dup2(sp[1], 3);
+        /* stderr stays the daemon's so shim failures are in its log; the
+         * status pipe becomes fd 3, the attach socket fd 4 (moved up first
+         * so neither lands on the other's number) */
+        int st = fcntl(sp[1], F_DUPFD_CLOEXEC, 10);
+        int ls = lsock >= 0 ? fcntl(lsock, F_DUPFD_CLOEXEC, 10) : -1;
+        dup2(st, 3);
+        if (ls >= 0) {
+            dup2(ls, 4);
+            execl(t->cfg.shim_path, "flynn-shim", j->dir, "3", "4", (char *)NULL);
+        }
         execl(t->cfg.shim_path, "flynn-shim", j->dir, "3", (char *)NULL);
         _exit(127);
     }
     close(sp[1]);
+    if (lsock >= 0)
+        close(lsock);
     j->shim_pid = pid;
     j->shim_pidfd = pidfd_open_(pid);
     j->status_fd = sp[0];
@@ -696,6 +793,16 @@ char *jobs_log_path(struct jobs *t, const char *id, int *ended, struct err **err
     }
     *ended = j->status >= JOB_DONE;
     return xasprintf("%s/log", j->dir);
+}
+
+char *jobs_dir(struct jobs *t, const char *id, struct err **err)
+{
+    struct job *j = find(t, id);
+    if (!j) {
+        err_makex(err, ENOENT, "job '%s' not found", id);
+        return NULL;
+    }
+    return xstrdup(j->dir);
 }
 
 void jobs_stop_all(struct jobs *t)
@@ -861,6 +968,16 @@ struct jobs *jobs_new(struct event_base *base, const struct jobs_cfg *cfg, struc
     t->netns_dir = xasprintf("%s/netns", cfg->run_dir);
     t->resurrect_dir = xasprintf("%s/resurrect", cfg->state_dir);
     t->slug_cache = xasprintf("%s/slugs", cfg->state_dir);
+    const char *shim = cfg->shim_path ? cfg->shim_path : "flynn-shim";
+    const char *slash = strrchr(shim, '/');
+    t->init_path = slash ? xasprintf("%.*s/flynn-init", (int)(slash - shim), shim)
+                         : xstrdup("flynn-init");
+    if (access(t->init_path, X_OK) < 0) {
+        log_warn("no %s: attached jobs run their command as PID 1 (no Ctrl-C, no 127)",
+                 t->init_path);
+        free(t->init_path);
+        t->init_path = NULL;
+    }
     if (t->cfg.slug_keep < 0)
         t->cfg.slug_keep = 20;
     if (!t->cfg.runner_dir)
@@ -912,5 +1029,6 @@ void jobs_free(struct jobs *t)
     free(t->stack);
     free(t->resurrect_dir);
     free(t->slug_cache);
+    free(t->init_path);
     free(t);
 }

@@ -56,6 +56,9 @@ int jobs_stop(struct jobs *j, const char *id, struct err **err);
 int jobs_signal(struct jobs *j, const char *id, int sig, struct err **err);
 /* Path of the job's log file (caller frees) and whether it has ended. */
 char *jobs_log_path(struct jobs *j, const char *id, int *ended, struct err **err);
+/* The job's directory, RUN_DIR/jobs/ID (caller frees); its shim listens on
+ * ATTACH_SOCKET there (attach.h). ENOENT when the job is unknown. */
+char *jobs_dir(struct jobs *j, const char *id, struct err **err);
 /* Stops every job and waits (running the loop) until all ended. */
 void jobs_stop_all(struct jobs *j);
 json_t *jobs_status(struct jobs *j);

@@ -26,6 +26,7 @@
 #include "ids.h"
 #include "jobs.h"
 #include "log.h"
+#include "logship.h"
 #include "notify.h"
 #include "xalloc.h"
 
@@ -88,6 +89,8 @@ static void daemon_usage(FILE *f)
             "  --runner-dir DIR     bound read-only at /runner in jobs with a slug\n"
             "                       (default /usr/local/lib/flynn/runner)\n"
             "  --slug-cache-keep N  cached slugs kept; older unused ones are evicted (default 20)\n"
+            "  --log-aggregator ADDR  ship jobs' log lines to this aggregator (HOST:PORT or\n"
+            "                       http://HOST:PORT); PUT /host/config changes it at run time\n"
             "  --log-level LEVEL    debug, info, warn, error (default info)\n"
             "  --log-format json    JSON log lines\n"
             "  --pid-file FILE      write the daemon's pid\n");
@@ -104,6 +107,7 @@ static int cmd_daemon(int argc, char **argv)
         {"log-level", required_argument, 0, 'L'}, {"log-format", required_argument, 0, 'F'},
         {"pid-file", required_argument, 0, 'P'}, {"help", no_argument, 0, 'h'},
         {"runner-dir", required_argument, 0, 'R'}, {"slug-cache-keep", required_argument, 0, 'K'},
+        {"log-aggregator", required_argument, 0, 'A'},
         {0, 0, 0, 0}};
     const char *listen[8];
     int nlisten = 0;
@@ -113,7 +117,7 @@ static int cmd_daemon(int argc, char **argv)
                            .bridge = "flynnbr0", .subnet = "100.100.1.0/24", .stop_timeout = 10,
                            .crun = "crun", .runner_dir = "/usr/local/lib/flynn/runner",
                            .slug_keep = 20};
-    const char *pidfile = NULL;
+    const char *pidfile = NULL, *log_aggregator = NULL;
     int lvl = LOG_LVL_INFO, json = 0, c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -167,6 +171,7 @@ static int cmd_daemon(int argc, char **argv)
             break;
         case 'F': json = !strcmp(optarg, "json"); break;
         case 'P': pidfile = optarg; break;
+        case 'A': log_aggregator = optarg; break;
         case 'h': daemon_usage(stdout); return 0;
         default: daemon_usage(stderr); return 2;
         }
@@ -201,12 +206,24 @@ static int cmd_daemon(int argc, char **argv)
         return 1;
     }
     struct host_api *api = host_api_new(base, jobs, id, VERSION);
+    struct logship *ship = logship_new(base, jobs, cfg.run_dir, cfg.state_dir, id);
+    if (logship_start(ship, log_aggregator, &e) < 0) {
+        log_error("--log-aggregator: %s", e->msg);
+        err_free(e);
+        logship_free(ship);
+        host_api_free(api);
+        jobs_free(jobs);
+        event_base_free(base);
+        return 2;
+    }
+    host_api_set_logship(api, ship);
     char bound[128] = "";
     for (int i = 0; i < nlisten; i++) {
         int port = host_api_listen(api, listen[i], &e);
         if (port < 0) {
             log_error("%s", e->msg);
             err_free(e);
+            logship_free(ship);
             host_api_free(api);
             jobs_free(jobs);
             event_base_free(base);
@@ -239,6 +256,7 @@ static int cmd_daemon(int argc, char **argv)
     event_base_dispatch(base);
     event_free(sigterm);
     event_free(sigint);
+    logship_free(ship);
     host_api_free(api);
     jobs_free(jobs);
     event_base_free(base);

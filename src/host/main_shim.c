@@ -2,7 +2,7 @@
  * flynn-shim: one per job; owns the job's network, root file system, output
  * and exit, so that flynn-host can restart without touching running jobs.
  *
- *   flynn-shim JOB_DIR [STATUS_FD]
+ *   flynn-shim JOB_DIR [STATUS_FD [ATTACH_FD]]
  *
  * Reads JOB_DIR/shim.json (written by flynn-host), then:
  *  0. for a job with a slug, fetches and unpacks it into the host's slug
@@ -21,6 +21,12 @@
  *     last, so its presence means the job is finished and cleaned up;
  *  6. releases the slug and leaves a child behind that evicts cached slugs
  *     beyond the configured number, so the daemon hears of the exit at once.
+ *
+ * ATTACH_FD is the listening socket JOB_DIR/attach.sock the daemon made:
+ * clients attach there (shim_attach.h). A job with "attach" in shim.json
+ * (config.stdin or config.tty) waits for its first client before step 2,
+ * gets a stdin pipe, or with a tty the pty crun hands over on a console
+ * socket, and its exit status goes to the client before step 5.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -33,20 +39,27 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "attach.h"
 #include "cgroups.h"
 #include "err.h"
 #include "fsutil.h"
 #include "ids.h"
 #include "net.h"
+#include "oci.h"
+#include "shim_attach.h"
 #include "slug.h"
 #include "strbuf.h"
 #include "xalloc.h"
 
 #define LINE_MAX_BYTES (64 * 1024)
+#define ATTACH_WAIT_MS 30000 /* an attached job starts without its client after this */
+#define ATTACH_FLUSH_MS 10000
 
 struct shim {
     const char *dir;
@@ -57,6 +70,8 @@ struct shim {
     int slug_fd; /* shared lock on the job's cached slug, or -1 */
     size_t log_size, log_max;
     struct strbuf partial[2];
+    struct shim_attach *att; /* clients of the job, NULL without ATTACH_FD */
+    int interactive;         /* "attach" in shim.json: a client is expected */
 };
 
 static const char *cfg_str(json_t *o, const char *k)
@@ -255,6 +270,10 @@ static void write_exit(struct shim *s, int exit_status, int sig, int oom, const 
 
 static void fail(struct shim *s, const char *msg)
 {
+    if (s->att) { /* the client coming for this job hears why it ends */
+        shim_attach_wait(s->att, s->interactive ? 1000 : 0);
+        shim_attach_finish(s->att, -1, msg, 2000);
+    }
     teardown(s);
     write_exit(s, -1, 0, 0, msg);
     status_write(s, "error %s", msg);
@@ -281,6 +300,51 @@ static char *read_crun_error(struct shim *s, const char *stderr_text)
     if (!best && stderr_text && *stderr_text)
         best = xstrdup(stderr_text);
     return best ? best : xstrdup("crun failed without a message");
+}
+
+/* The socket crun hands a tty job's pty master to (--console-socket). */
+static int console_listen(struct shim *s, char **path)
+{
+    *path = xasprintf("%s/console.sock", s->dir);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(*path) >= sizeof(sa.sun_path))
+        fail(s, "the job's console socket path is too long");
+    memcpy(sa.sun_path, *path, strlen(*path) + 1);
+    unlink(*path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 1) < 0)
+        fail(s, "console socket for the job's terminal");
+    return fd;
+}
+
+/* crun has sent the pty master by the time `crun run --detach` returns. */
+static int console_recv(int lsock)
+{
+    struct pollfd p = {lsock, POLLIN, 0};
+    if (poll(&p, 1, 5000) <= 0)
+        return -1;
+    int c = accept4(lsock, NULL, NULL, SOCK_CLOEXEC);
+    if (c < 0)
+        return -1;
+    struct timeval tv = {5, 0};
+    setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    char data[256];
+    struct iovec iov = {data, sizeof(data)};
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                       .msg_controllen = sizeof(u.buf)};
+    int fd = -1;
+    if (recvmsg(c, &m, MSG_CMSG_CLOEXEC) >= 0)
+        for (struct cmsghdr *h = CMSG_FIRSTHDR(&m); h; h = CMSG_NXTHDR(&m, h))
+            if (h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_RIGHTS)
+                memcpy(&fd, CMSG_DATA(h), sizeof(int));
+    close(c);
+    if (fd >= 0)
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    return fd;
 }
 
 int main(int argc, char **argv)
@@ -315,6 +379,12 @@ int main(int argc, char **argv)
     int pl = snprintf(pidbuf, sizeof(pidbuf), "%d\n", (int)getpid());
     fs_write_file(pidp, pidbuf, (size_t)pl, 0644, 0, NULL);
     log_open(&s);
+    json_t *attach = json_object_get(s.cfg, "attach");
+    int tty = json_is_true(json_object_get(attach, "tty"));
+    int with_stdin = json_is_true(json_object_get(attach, "stdin"));
+    s.interactive = json_is_object(attach);
+    if (argc > 3 && atoi(argv[3]) > 2)
+        s.att = shim_attach_new(s.id, atoi(argv[3]), s.interactive);
 
     struct err *e = NULL;
     json_t *slug = json_object_get(s.cfg, "slug");
@@ -326,6 +396,17 @@ int main(int argc, char **argv)
     json_t *rootfs = json_object_get(s.cfg, "rootfs");
     if (rootfs && setup_rootfs(rootfs, &e) < 0)
         fail(&s, e->msg);
+    /* the client sees the job from its first byte, in its window size */
+    if (s.interactive && s.att) {
+        if (!shim_attach_wait(s.att, ATTACH_WAIT_MS))
+            fprintf(stderr, "flynn-shim: job %s: no client attached in %d s, starting anyway\n",
+                    s.id, ATTACH_WAIT_MS / 1000);
+        unsigned rows, cols;
+        shim_attach_size(s.att, &rows, &cols);
+        cleanup_free char *ocip = xasprintf("%s/config.json", s.dir);
+        if (tty && rows && cols && oci_set_console_size(ocip, rows, cols, &e) < 0)
+            fail(&s, e->msg);
+    }
 
     prctl(PR_SET_CHILD_SUBREAPER, 1);
     sigset_t mask;
@@ -334,9 +415,13 @@ int main(int argc, char **argv)
     sigprocmask(SIG_BLOCK, &mask, NULL);
     int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 
-    int out[2], errp[2], crun_err[2];
+    int out[2], errp[2], crun_err[2], in[2] = {-1, -1};
     if (pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 || pipe2(crun_err, O_CLOEXEC) < 0)
         fail(&s, "pipe for the job's output");
+    if (with_stdin && !tty && pipe2(in, O_CLOEXEC) < 0)
+        fail(&s, "pipe for the job's stdin");
+    cleanup_free char *console = NULL;
+    int csock = tty ? console_listen(&s, &console) : -1;
     cleanup_free char *bundle = xstrdup(s.dir);
     cleanup_free char *pidfile = xasprintf("%s/pid", s.dir);
     cleanup_free char *crunlog = xasprintf("file:%s/crun.log", s.dir);
@@ -346,14 +431,38 @@ int main(int argc, char **argv)
     if (crun == 0) {
         sigprocmask(SIG_UNBLOCK, &mask, NULL);
         int nul = open("/dev/null", O_RDONLY);
-        dup2(nul, 0);
+        dup2(in[0] >= 0 ? in[0] : nul, 0);
         dup2(out[1], 1);
         dup2(errp[1], 2);
-        execlp(cfg_str(s.cfg, "crun"), "crun", "--root", cfg_str(s.cfg, "crun_root"), "--log",
-               crunlog, "--log-format", "json", "run", "--detach", "--no-new-keyring",
-               "--bundle", bundle, "--pid-file", pidfile, s.id, (char *)NULL);
+        const char *cargv[24];
+        int k = 0;
+        cargv[k++] = "crun";
+        cargv[k++] = "--root";
+        cargv[k++] = cfg_str(s.cfg, "crun_root");
+        cargv[k++] = "--log";
+        cargv[k++] = crunlog;
+        cargv[k++] = "--log-format";
+        cargv[k++] = "json";
+        cargv[k++] = "run";
+        cargv[k++] = "--detach";
+        cargv[k++] = "--no-new-keyring";
+        if (console) {
+            cargv[k++] = "--console-socket";
+            cargv[k++] = console;
+        }
+        cargv[k++] = "--bundle";
+        cargv[k++] = bundle;
+        cargv[k++] = "--pid-file";
+        cargv[k++] = pidfile;
+        cargv[k++] = s.id;
+        cargv[k] = NULL;
+        execvp(cfg_str(s.cfg, "crun"), (char **)cargv);
         _exit(127);
     }
+    if (in[0] >= 0)
+        close(in[0]);
+    if (in[1] >= 0)
+        fcntl(in[1], F_SETFL, fcntl(in[1], F_GETFL) | O_NONBLOCK);
     close(out[1]);
     close(errp[1]);
     close(crun_err[0]);
@@ -379,15 +488,40 @@ int main(int argc, char **argv)
         crun_delete(&s);
         fail(&s, "crun did not report the job's pid");
     }
+    int pty = -1;
+    if (csock >= 0) {
+        pty = console_recv(csock);
+        close(csock);
+        unlink(console);
+        if (pty < 0) {
+            crun_delete(&s);
+            fail(&s, "crun did not hand over the job's terminal");
+        }
+    }
+    if (s.att)
+        shim_attach_started(s.att, init, fd_take(&in[1]), pty);
+    else if (in[1] >= 0)
+        close(in[1]);
     status_write(&s, "start %d", (int)init);
 
-    struct pollfd pfd[3] = {{out[0], POLLIN, 0}, {errp[0], POLLIN, 0}, {sfd, POLLIN, 0}};
+    /* a tty job's output is its terminal's: crun's own stdout is done */
+    int ofd[2] = {out[0], errp[0]};
+    if (pty >= 0) {
+        close(out[0]);
+        ofd[0] = pty;
+    }
     int open_pipes = 2, exited = 0, exit_status = 0, sig = 0;
     char buf[65536];
     while (open_pipes > 0 || !exited) {
+        /* a client that lags stops the reading of the job's output (once
+         * the job is gone, what is left in the pipes is read regardless) */
+        int take = !s.att || exited || shim_attach_output_ok(s.att);
+        struct pollfd pfd[3 + SHIM_ATTACH_NFDS] = {
+            {take ? ofd[0] : -1, POLLIN, 0}, {take ? ofd[1] : -1, POLLIN, 0}, {sfd, POLLIN, 0}};
+        int na = s.att ? shim_attach_poll(s.att, pfd + 3) : 0;
         /* once init is gone, every process of the job is gone; give
          * descendants that escaped a short grace to close the pipes */
-        int r = poll(pfd, 3, exited ? 2000 : -1);
+        int r = poll(pfd, 3 + (nfds_t)na, exited ? 2000 : -1);
         if (r < 0 && errno == EINTR)
             continue;
         if (r == 0 && exited)
@@ -396,17 +530,22 @@ int main(int argc, char **argv)
             if (pfd[i].fd < 0 || !(pfd[i].revents & (POLLIN | POLLHUP | POLLERR)))
                 continue;
             ssize_t n = read(pfd[i].fd, buf, sizeof(buf));
-            if (n < 0 && errno == EINTR)
+            if (n < 0 && (errno == EINTR || errno == EAGAIN))
                 continue;
-            if (n <= 0) {
+            if (n <= 0) { /* a pty says EIO once its last process is gone */
                 log_data(&s, i, "", 0, 1);
-                close(pfd[i].fd);
-                pfd[i].fd = -1;
+                if (ofd[i] != pty)
+                    close(ofd[i]);
+                ofd[i] = -1;
                 open_pipes--;
             } else {
                 log_data(&s, i, buf, (size_t)n, 0);
+                if (s.att)
+                    shim_attach_output(s.att, i + 1, buf, (size_t)n);
             }
         }
+        if (s.att)
+            shim_attach_handle(s.att, pfd + 3, na);
         if (pfd[2].revents & POLLIN) {
             struct signalfd_siginfo si;
             while (read(sfd, &si, sizeof(si)) == sizeof(si))
@@ -428,6 +567,11 @@ int main(int argc, char **argv)
     for (int i = 0; i < 2; i++)
         if (s.partial[i].len)
             log_data(&s, i, "", 0, 1);
+    /* the client hears the end first; the cleanup below takes a while */
+    if (s.att)
+        shim_attach_finish(s.att, exit_status, NULL, ATTACH_FLUSH_MS);
+    if (pty >= 0)
+        close(pty);
     int oom = cgroups_oom_killed(cfg_str(s.cfg, "cgroups_path"));
     crun_delete(&s);
     teardown(&s);
@@ -436,6 +580,7 @@ int main(int argc, char **argv)
     release_slug(&s);
     strbuf_release(&s.partial[0]);
     strbuf_release(&s.partial[1]);
+    shim_attach_free(s.att);
     json_decref(s.cfg);
     return 0;
 }

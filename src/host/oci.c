@@ -198,9 +198,12 @@ int oci_validate_job(json_t *spec, const char *path_id, struct err **err)
     json_t *wd = json_object_get(cfg, "working_dir");
     if (wd && !json_is_null(wd) && (!json_is_string(wd) || json_string_value(wd)[0] != '/'))
         return bad(err, "config.working_dir", "must be an absolute path");
-    json_t *hn = json_object_get(cfg, "host_network");
-    if (hn && !json_is_null(hn) && !json_is_boolean(hn))
-        return bad(err, "config.host_network", "must be a boolean");
+    static const char *flags[] = {"host_network", "tty", "stdin"};
+    for (size_t k = 0; k < ARRAY_SIZE(flags); k++) {
+        json_t *b = json_object_get(cfg, flags[k]);
+        if (b && !json_is_null(b) && !json_is_boolean(b))
+            return err_makex(err, EINVAL, "config.%s must be a boolean", flags[k]);
+    }
     static const char *ids[] = {"uid", "gid"};
     for (size_t k = 0; k < 2; k++) {
         json_t *u = json_object_get(cfg, ids[k]);
@@ -305,6 +308,9 @@ json_t *oci_config(const struct oci_job *j, struct err **err)
 {
     json_t *cfg = json_object_get(j->spec, "config");
     json_t *args = json_deep_copy(json_object_get(cfg, "args"));
+    if (j->init_path)
+        json_array_insert_new(args, 0, json_string("/.flynn-init"));
+    int tty = json_is_true(json_object_get(cfg, "tty"));
     const char *cwd = json_string_value(json_object_get(cfg, "working_dir"));
     json_int_t uid = json_integer_value(json_object_get(cfg, "uid"));
     json_int_t gid = json_integer_value(json_object_get(cfg, "gid"));
@@ -315,7 +321,7 @@ json_t *oci_config(const struct oci_job *j, struct err **err)
     json_t *capset = strarr(caps, ARRAY_SIZE(caps));
     json_t *process = json_pack(
         "{s:b,s:{s:I,s:I},s:o,s:o,s:s,s:{s:O,s:O,s:O,s:O,s:O},s:b,s:[{s:s,s:I,s:I}],s:i}",
-        "terminal", 0, "user", "uid", (json_int_t)uid, "gid", (json_int_t)gid, "args", args,
+        "terminal", tty, "user", "uid", (json_int_t)uid, "gid", (json_int_t)gid, "args", args,
         "env", oci_env(j->spec, j->id, j->ip), "cwd", cwd ? cwd : "/", "capabilities",
         "bounding", capset, "effective", capset, "inheritable", capset, "permitted", capset,
         "ambient", capset, "noNewPrivileges", 1, "rlimits", "type", "RLIMIT_NOFILE", "hard",
@@ -337,6 +343,8 @@ json_t *oci_config(const struct oci_job *j, struct err **err)
     json_array_append_new(mounts, mnt("/usr", "bind", "/usr", "rbind,ro,nosuid,nodev"));
     if (j->runner_dir)
         json_array_append_new(mounts, mnt("/runner", "bind", j->runner_dir, "rbind,ro,nosuid,nodev"));
+    if (j->init_path)
+        json_array_append_new(mounts, mnt("/.flynn-init", "bind", j->init_path, "bind,ro,nosuid,nodev"));
     static const char *files[] = {"hosts", "hostname", "resolv.conf"};
     for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
         cleanup_free char *src = xasprintf("%s/%s", j->job_dir, files[i]);
@@ -393,4 +401,22 @@ json_t *oci_config(const struct oci_job *j, struct err **err)
     return json_pack("{s:s,s:o,s:{s:s,s:b},s:s,s:o,s:o}", "ociVersion", "1.0.2", "process",
                      process, "root", "path", j->rootfs, "readonly", 0, "hostname", j->hostname,
                      "mounts", mounts, "linux", linux_);
+}
+
+int oci_set_console_size(const char *path, unsigned rows, unsigned cols, struct err **err)
+{
+    json_error_t je;
+    json_t *cfg = json_load_file(path, 0, &je);
+    if (!cfg)
+        return err_makex(err, EINVAL, "read '%s': %s", path, je.text);
+    json_t *proc = json_object_get(cfg, "process");
+    if (json_is_object(proc))
+        json_object_set_new(proc, "consoleSize",
+                            json_pack("{s:I,s:I}", "height", (json_int_t)rows, "width",
+                                      (json_int_t)cols));
+    int rc = json_dump_file(cfg, path, JSON_COMPACT);
+    json_decref(cfg);
+    if (rc < 0)
+        return err_makex(err, EIO, "write '%s'", path);
+    return 0;
 }

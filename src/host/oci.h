@@ -26,10 +26,16 @@ struct oci_job {
     const char *hostname;
     const char *cgroups_path; /* "/flynn/ID" */
     const char *runner_dir;   /* bound read-only at /runner; NULL for none */
+    const char *init_path;    /* flynn-init, bound at /.flynn-init and run as PID 1 with
+                                 the job's args after it (attached jobs); NULL: none */
 };
 
-/* Returns the config.json object; caller decrefs. */
+/* Returns the config.json object; caller decrefs. A job with config.tty
+ * gets a terminal (process.terminal: crun hands its pty to the shim). */
 json_t *oci_config(const struct oci_job *j, struct err **err);
+/* Sets process.consoleSize in the config.json at path (the shim does this
+ * when the first client of a tty job says its window size). */
+int oci_set_console_size(const char *path, unsigned rows, unsigned cols, struct err **err);
 /* Validates a host Job body (see docs/internals/host-api.md); on failure
  * sets *err (EINVAL) naming the field. path_id is the ID from the URL. */
 int oci_validate_job(json_t *spec, const char *path_id, struct err **err);

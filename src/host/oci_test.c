@@ -1,6 +1,8 @@
 #include "oci.h"
 
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "err.h"
 #include "test.h"
@@ -93,6 +95,41 @@ int main(void)
                  "\"options\":[\"rbind\",\"ro\"") != NULL,
        "runner bound read-only");
     free(s);
+    json_decref(cfg);
+    json_decref(spec);
+
+    /* an attached job with a terminal: flynn-init first, the tty, its size */
+    ok(check("{\"config\":{\"args\":[\"x\"],\"tty\":1}}", "h-1", "config.tty"), "tty type");
+    ok(check("{\"config\":{\"args\":[\"x\"],\"stdin\":\"y\"}}", "h-1", "config.stdin"),
+       "stdin type");
+    spec = json_loads("{\"config\":{\"args\":[\"sh\",\"-i\"],\"tty\":true,\"stdin\":true}}", 0,
+                      NULL);
+    oj = (struct oci_job){.id = "h-2", .spec = spec, .rootfs = "/r", .job_dir = "/j", .ip = "",
+                          .hostname = "h", .cgroups_path = "/flynn/h-2",
+                          .init_path = "/bin/flynn-init"};
+    cfg = oci_config(&oj, NULL);
+    json_t *proc = json_object_get(cfg, "process");
+    ok(json_is_true(json_object_get(proc, "terminal")), "a terminal");
+    s = json_dumps(json_object_get(proc, "args"), JSON_COMPACT);
+    is_str(s, "[\"/.flynn-init\",\"sh\",\"-i\"]", "flynn-init runs the command");
+    free(s);
+    s = json_dumps(cfg, JSON_COMPACT);
+    ok(strstr(s, "\"destination\":\"/.flynn-init\",\"type\":\"bind\",\"source\":"
+                 "\"/bin/flynn-init\",\"options\":[\"bind\",\"ro\"") != NULL,
+       "flynn-init bound read-only");
+    free(s);
+    char path[] = "/tmp/oci-test-XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    json_dump_file(cfg, path, 0);
+    ok(oci_set_console_size(path, 30, 100, NULL) == 0, "console size set");
+    json_t *back = json_load_file(path, 0, NULL);
+    json_t *cs = json_object_get(json_object_get(back, "process"), "consoleSize");
+    ok(json_integer_value(json_object_get(cs, "height")) == 30 &&
+           json_integer_value(json_object_get(cs, "width")) == 100,
+       "consoleSize in config.json");
+    json_decref(back);
+    unlink(path);
     json_decref(cfg);
     json_decref(spec);
     return test_done();

@@ -9,11 +9,15 @@
 #include <event2/keyvalq_struct.h>
 #include <sys/queue.h>
 #include <event2/listener.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "xalloc.h"
@@ -21,11 +25,25 @@
 #define MAX_PARAMS 8
 #define MAX_SEGS 32
 
+struct detached;
+
 struct httpd {
     struct evhttp *http;
+    struct event_base *base;
     const struct httpd_route *routes;
     size_t nroutes;
     void *arg;
+    struct detached *detached; /* upgraded connections evhttp still holds */
+};
+
+/* An upgraded connection's husk: evhttp's connection object, now on a
+ * placeholder socket, freed from the loop (not from inside evhttp's own
+ * callbacks) or by httpd_free. */
+struct detached {
+    struct detached *next;
+    struct httpd *srv;
+    struct evhttp_connection *conn;
+    struct event *ev;
 };
 
 struct httpd_req {
@@ -178,6 +196,7 @@ struct httpd *httpd_new(struct event_base *base, const struct httpd_route *route
                         const struct httpd_opts *opts, void *arg)
 {
     struct httpd *h = xcalloc(1, sizeof(*h));
+    h->base = base;
     h->http = evhttp_new(base);
     if (!h->http)
         BUG("evhttp_new failed");
@@ -201,6 +220,13 @@ void httpd_free(struct httpd *h)
 {
     if (!h)
         return;
+    /* evhttp_free frees the connections of upgraded requests too */
+    while (h->detached) {
+        struct detached *d = h->detached;
+        h->detached = d->next;
+        event_free(d->ev);
+        free(d);
+    }
     evhttp_free(h->http);
     free(h);
 }
@@ -451,4 +477,103 @@ void httpd_stream_end(struct httpd_stream *s)
     evhttp_send_reply_end(s->req->ev);
     req_free(s->req);
     free(s);
+}
+
+/* ---- upgrades ---- */
+
+bool httpd_wants_upgrade(struct httpd_req *r, const char *protocol)
+{
+    const char *up = httpd_header(r, "Upgrade");
+    if (!up)
+        return false;
+    while (*up == ' ' || *up == '\t')
+        up++;
+    size_t n = strlen(protocol);
+    return !strncasecmp(up, protocol, n) &&
+           (up[n] == '\0' || up[n] == ',' || up[n] == ' ' || up[n] == '\t');
+}
+
+static void on_detached(evutil_socket_t fd, short what, void *arg)
+{
+    struct detached *d = arg;
+    struct detached **pp = &d->srv->detached;
+    while (*pp != d)
+        pp = &(*pp)->next;
+    *pp = d->next;
+    evhttp_connection_free(d->conn); /* closes the placeholder, frees the request */
+    event_free(d->ev);
+    free(d);
+}
+
+/* Writes all of buf to a non-blocking socket, waiting up to 5 s. */
+static int send_all(int fd, const char *buf, size_t len, struct err **err)
+{
+    while (len) {
+        ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN) {
+            struct pollfd p = {fd, POLLOUT, 0};
+            if (poll(&p, 1, 5000) == 0)
+                return err_makex(err, ETIMEDOUT, "send the 101 response: timed out");
+            continue;
+        }
+        if (n < 0)
+            return err_make(err, errno, "send the 101 response");
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int httpd_upgrade(struct httpd_req *r, const char *protocol, struct strbuf *early,
+                  struct err **err)
+{
+    struct evhttp_connection *conn = evhttp_request_get_connection(r->ev);
+    struct bufferevent *bev = conn ? evhttp_connection_get_bufferevent(conn) : NULL;
+    int fd = bev ? bufferevent_getfd(bev) : -1;
+    if (fd < 0) {
+        httpd_reply_empty(r, 500);
+        return err_makex(err, ENOTCONN, "upgrade to '%s': the connection is gone", protocol);
+    }
+    /* The socket leaves evhttp: stop its events first, keep our own copy,
+     * and put a placeholder under evhttp's fd number, so the shutdown() and
+     * close() evhttp does when it frees the connection hit the placeholder
+     * and not the socket we keep. */
+    int mine = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    int dummy = mine >= 0 ? socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0) : -1;
+    if (dummy < 0) {
+        int e = errno;
+        if (mine >= 0)
+            close(mine);
+        httpd_reply_error(r, 500, "unknown_error", "upgrade failed: %s", strerror(e));
+        return err_make(err, e, "upgrade to '%s'", protocol);
+    }
+    bufferevent_disable(bev, EV_READ | EV_WRITE);
+    struct evbuffer *in = bufferevent_get_input(bev);
+    size_t pending = evbuffer_get_length(in);
+    if (early && pending)
+        strbuf_add(early, evbuffer_pullup(in, -1), pending);
+    if (dup3(dummy, fd, O_CLOEXEC) < 0)
+        BUG("dup3 over an open descriptor failed");
+    close(dummy);
+    evhttp_connection_set_closecb(conn, NULL, NULL);
+    struct detached *d = xcalloc(1, sizeof(*d));
+    d->srv = r->srv;
+    d->conn = conn;
+    d->ev = evtimer_new(r->srv->base, on_detached, d);
+    d->next = r->srv->detached;
+    r->srv->detached = d;
+    struct timeval now = {0, 0};
+    evtimer_add(d->ev, &now);
+    req_free(r);
+
+    cleanup_free char *head = xasprintf("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+                                        "Upgrade: %s\r\n\r\n",
+                                        protocol);
+    if (send_all(mine, head, strlen(head), err) < 0) {
+        close(mine);
+        return -1;
+    }
+    return mine;
 }

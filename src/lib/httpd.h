@@ -17,9 +17,11 @@
 #define LIB_HTTPD_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "err.h"
+#include "strbuf.h"
 
 struct event_base;
 struct evhttp_request;
@@ -83,5 +85,33 @@ void httpd_stream_write(struct httpd_stream *s, const void *data, size_t len);
 size_t httpd_stream_pending(struct httpd_stream *s);
 /* Finishes the response and frees s (on_close is not called). */
 void httpd_stream_end(struct httpd_stream *s);
+
+/*
+ * Protocol upgrades (RFC 9110 §7.8), for connections that stop being HTTP
+ * after the request (Flynn's `flynn-attach/0`). evhttp cannot do this, so the
+ * connection is taken away from it:
+ *
+ *  1. the handler checks httpd_wants_upgrade() and validates the request as
+ *     usual; it may answer with an ordinary reply instead, or keep the
+ *     request pending while it does asynchronous work;
+ *  2. httpd_upgrade() writes "HTTP/1.1 101 Switching Protocols" with
+ *     "Connection: Upgrade" and "Upgrade: PROTOCOL" on the socket, detaches
+ *     the socket from evhttp and hands it to the caller, who then owns it
+ *     (an fd to wrap in a bufferevent, or to pass to another process).
+ *
+ * Only plain TCP connections can be upgraded (the controller's TLS listener
+ * relays plaintext to its plain one, so its requests qualify).
+ */
+
+/* True when the request carries "Upgrade: protocol" (case-insensitive;
+ * the first token of a list counts). */
+bool httpd_wants_upgrade(struct httpd_req *r, const char *protocol);
+/* Answers 101 and returns the connection's socket (non-blocking,
+ * close-on-exec); the caller owns it and closes it. Bytes the client sent
+ * after the request are appended to early (NULL: dropped). The request is
+ * finished either way: r must not be used after the call. On failure
+ * (the peer is gone) the connection is closed, *err set and -1 returned. */
+int httpd_upgrade(struct httpd_req *r, const char *protocol, struct strbuf *early,
+                  struct err **err);
 
 #endif

@@ -348,6 +348,7 @@ class Cluster:
                         ROUTER_HOST="127.0.0.1", FLYNN_STATE_DIR=os.path.join(cdir, "state"),
                         BLOBSTORE_LISTEN="127.0.0.1:%d" % free_port(),
                         GITRECEIVE_LISTEN="127.0.0.1:%d" % free_port(),
+                        LOGAGGREGATOR_LISTEN="127.0.0.1:%d" % free_port(),
                         FLYNN_EDIT_ETC_HOSTS="0", CLUSTER_DOMAIN=self.domain, HOME=self.home,
                         GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.org",
                         GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.org",
