@@ -256,6 +256,13 @@ class TestRun(HostTestCase):
         # the output is in the job's log on the host too, as every job's is
         logs = [self.host.log(j["id"]) for j in self.one_off_jobs(active=False)]
         self.assertTrue(any("to-the-log" in l for l in logs), logs)
+        # and in the app's log (the aggregator); a plain `flynn run` stays out of it,
+        # as in Flynn (the CLI asks for disable_log unless -d or -l)
+        r = self.flynn("-a", APP, "run", "sh", "-c", "echo not-in-the-log")
+        self.assertEqual(r.stdout, b"not-in-the-log\n")
+        wait_for(lambda: b"to-the-log" in self.flynn("-a", APP, "log").stdout, timeout=10,
+                 what="-l output in flynn log")
+        self.assertNotIn(b"not-in-the-log", self.flynn("-a", APP, "log").stdout)
 
     def test_30_bad_input(self):
         r = self.flynn("-a", "no-such-app", "run", "true", check=False)

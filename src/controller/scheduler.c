@@ -972,6 +972,8 @@ static json_t *run_job(struct scheduler *s, const json_t *app, const json_t *rel
     json_t *res = json_object_get(req, "resources");
     if (json_is_object(res))
         json_object_set(spec, "resources", res);
+    if (json_is_true(json_object_get(req, "disable_log"))) /* `flynn run` without -d/-l */
+        json_object_set_new(json_object_get(spec, "config"), "disable_log", json_true());
     if (attach) { /* the client's stdin, and its terminal when it has one */
         json_t *cfg = json_object_get(spec, "config");
         json_object_set_new(cfg, "stdin", json_true());

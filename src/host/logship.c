@@ -91,6 +91,11 @@ static void add_job(struct logship *s, json_t *aj)
     json_t *md = json_object_get(json_object_get(aj, "job"), "metadata");
     if (!id || !*meta(md, "flynn-controller.app") || find(s, id))
         return;
+    /* config.disable_log: the job's output stays on the host (a one-off
+     * `flynn run` without --enable-log, as in Flynn) */
+    json_t *cfg = json_object_get(json_object_get(aj, "job"), "config");
+    if (json_is_true(json_object_get(cfg, "disable_log")))
+        return;
     struct sjob *j = xcalloc(1, sizeof(*j));
     j->id = xstrdup(id);
     j->dir = xasprintf("%s/%s", s->jobs_dir, id);
