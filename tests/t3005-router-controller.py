@@ -91,6 +91,9 @@ class RouterControllerTest(TestCase):
                  {"app": app["id"], "release": rel["id"], "processes": {"web": 2}})
         wait_for(lambda: self.get("feedapp.feed.test")[0] == 200, timeout=30,
                  what="app answering through the router")
+        # both jobs up and in the router's table (the second may pass its check later)
+        wait_for(lambda: len({self.get("feedapp.feed.test")[1] for _ in range(6)}) == 2,
+                 timeout=30, what="both jobs serving")
         seen = set()
         for _ in range(20):
             st, body = self.get("feedapp.feed.test")

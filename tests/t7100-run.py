@@ -19,7 +19,7 @@ import subprocess
 import termios
 import time
 
-from harness import BIN, ROOT, Cluster, Daemon, HostClient, HostTestCase, request, wait_for
+from harness import BIN, ROOT, Cluster, Daemon, HostClient, HostTestCase, request, sample_apps, wait_for
 
 GO_CLI = os.environ.get("FLYNN_GO_CLI", "/work/shared/tools/flynn-go-cli")
 APP = "runapp"
@@ -416,9 +416,9 @@ class TestRun(HostTestCase):
     # ---- a pushed app (slug): commands run through /runner/init ----
 
     def test_60_slug_app(self):
-        apps = os.path.join(os.path.dirname(ROOT), "shared", "apps", "static-site")
-        if not os.path.isdir(apps):
-            self.skipTest("no sample app at %s" % apps)
+        if not sample_apps():
+            self.skipTest("the sample apps (../shared/apps) are not here")
+        apps = os.path.join(sample_apps(), "static-site")
         repo = os.path.join(self.cdir, "slugrepo")
         shutil.copytree(apps, repo)
         for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "first"]):
