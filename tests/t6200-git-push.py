@@ -12,7 +12,8 @@ import subprocess
 import http.client
 import unittest
 
-from harness import BIN, ROOT, Cluster, HostTestCase, request, sample_apps, wait_for
+from harness import BIN, ROOT, Cluster, HostTestCase, hosts_entry, request, sample_apps, wait_for
+from harness import go_cli as harness_go_cli
 
 APPS = sample_apps()
 
@@ -319,23 +320,10 @@ class TestGitPush(HostTestCase):
     def test_08_flynn_go_cli_push(self):
         """Flynn's own CLI configures git its way (its own CA file and credential
         helper) and the push goes through the same path."""
-        go_cli = os.path.join(os.path.dirname(ROOT), "shared", "tools", "flynn-go-cli")
-        if not os.path.exists(go_cli):
-            go_cli = "/work/shared/tools/flynn-go-cli"
-        if not os.path.exists(go_cli):
+        go_cli = harness_go_cli()
+        if not go_cli:
             self.skipTest("Flynn's Go CLI (shared/tools/flynn-go-cli) is not here")
-        if not os.access("/etc/hosts", os.W_OK):
-            self.skipTest("/etc/hosts is not writable: the Go CLI needs controller.DOMAIN to resolve")
-        line = "127.0.0.1 controller.%s git.%s\n" % (self.domain, self.domain)
-        with open("/etc/hosts", "a") as f:
-            f.write(line)
-
-        def unhosts():
-            with open("/etc/hosts") as f:
-                lines = f.readlines()
-            with open("/etc/hosts", "w") as f:
-                f.writelines(l for l in lines if l != line)
-        self.addCleanup(unhosts)
+        hosts_entry(self, "controller." + self.domain, "git." + self.domain)
         home = os.path.join(self.cdir, "gohome")
         os.makedirs(home, exist_ok=True)
         env = dict(self.env, HOME=home, FLYNNRC=os.path.join(home, ".flynnrc"))

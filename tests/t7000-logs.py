@@ -20,7 +20,7 @@ import time
 import urllib.parse
 import urllib.request
 
-from harness import (BIN, Cluster, Daemon, HostClient, HostTestCase, free_port, request,
+from harness import (BIN, Cluster, hosts_entry, Daemon, HostClient, HostTestCase, free_port, request,
                      wait_for)
 
 KEY = "t7000-key"
@@ -560,18 +560,7 @@ class ClusterLogsTest(HostTestCase):
     def test_4_go_cli_log(self):
         if not os.path.exists(GO_CLI):
             self.skipTest("Flynn's Go CLI (shared/tools/flynn-go-cli) is not here")
-        if not os.access("/etc/hosts", os.W_OK):
-            self.skipTest("/etc/hosts is not writable: the Go CLI needs controller.DOMAIN to resolve")
-        line = "127.0.0.1 controller.%s\n" % self.cluster.domain
-        with open("/etc/hosts", "a") as f:
-            f.write(line)
-
-        def unhosts():
-            with open("/etc/hosts") as f:
-                ls = f.readlines()
-            with open("/etc/hosts", "w") as f:
-                f.writelines(l for l in ls if l != line)
-        self.addCleanup(unhosts)
+        hosts_entry(self, "controller." + self.cluster.domain)
         home = os.path.join(self.cdir, "gohome")
         os.makedirs(home, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if k not in ("GIT_SSL_CAINFO", "FLYNN_APP", "FLYNNRC")}

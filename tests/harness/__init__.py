@@ -374,3 +374,32 @@ def sample_apps():
         if d and os.path.isdir(os.path.join(d, "python-http")):
             return d
     return None
+
+
+def go_cli():
+    """Flynn's own Go CLI (../shared/tools/flynn-go-cli beside the project, or
+    /work/shared/tools); None when it is not here."""
+    for p in (os.environ.get("FLYNN_GO_CLI"),
+              os.path.join(os.path.dirname(ROOT), "shared", "tools", "flynn-go-cli"),
+              "/work/shared/tools/flynn-go-cli"):
+        if p and os.path.exists(p):
+            return p
+    return None
+
+
+def hosts_entry(test, *names):
+    """Lists names at 127.0.0.1 in /etc/hosts for the test (Go's resolver, unlike
+    curl and git, does not map *.localhost); removed at cleanup. Skips the test when
+    /etc/hosts is not writable."""
+    if not os.access("/etc/hosts", os.W_OK):
+        test.skipTest("/etc/hosts is not writable: the Go CLI needs %s to resolve" % names[0])
+    line = "127.0.0.1 %s\n" % " ".join(names)
+    with open("/etc/hosts", "a") as f:
+        f.write(line)
+
+    def remove():
+        with open("/etc/hosts") as f:
+            lines = f.readlines()
+        with open("/etc/hosts", "w") as f:
+            f.writelines(l for l in lines if l != line)
+    test.addCleanup(remove)
