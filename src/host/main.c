@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <event2/event.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
@@ -28,6 +29,7 @@
 #include "log.h"
 #include "logship.h"
 #include "notify.h"
+#include "slug.h"
 #include "xalloc.h"
 
 #define VERSION "dev"
@@ -569,6 +571,34 @@ static int cmd_version(int argc, char **argv)
 
 static int cmd_help(int argc, char **argv);
 
+/* flynn-host fetch-slug URL SHA256 SIZE OUT: the shim's slug download (see
+ * slug.h), a process of its own so the shim need not load libcurl. OUT is
+ * created (it must not exist); on failure it is removed and the error is
+ * printed on one line. Not listed in help: an internal command. */
+static int cmd_fetch_slug(int argc, char **argv)
+{
+    if (argc != 5) {
+        fprintf(stderr, "usage: flynn-host fetch-slug URL SHA256 SIZE OUT\n");
+        return 2;
+    }
+    struct slug_ref ref = {.url = argv[1], .sha256 = argv[2], .size = atoll(argv[3])};
+    int fd = open(argv[4], O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        fprintf(stderr, "fetch slug '%s': create '%s': %s\n", argv[1], argv[4], strerror(errno));
+        return 1;
+    }
+    struct err *e = NULL;
+    int rc = slug_download(&ref, fd, &e);
+    close(fd);
+    if (rc < 0) {
+        unlink(argv[4]);
+        fprintf(stderr, "%s\n", e->msg);
+        err_free(e);
+        return 1;
+    }
+    return 0;
+}
+
 /* The command table: to add a command, write cmd_<name>(argc, argv) (argv[0]
  * is the command name) and add a row here. */
 static const struct {
@@ -586,13 +616,15 @@ static const struct {
     {"status", cmd_status, "show the host's status"},
     {"version", cmd_version, "print the version"},
     {"help", cmd_help, "show this help"},
+    {"fetch-slug", cmd_fetch_slug, NULL},
 };
 
 static int cmd_help(int argc, char **argv)
 {
     printf("usage: flynn-host [--url URL] COMMAND [ARGS]\n\ncommands:\n");
     for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
-        printf("  %-8s %s\n", commands[i].name, commands[i].help);
+        if (commands[i].help)
+            printf("  %-8s %s\n", commands[i].name, commands[i].help);
     printf("\nThe client talks to $FLYNN_HOST_URL (default %s).\n", DEFAULT_URL);
     return 0;
 }

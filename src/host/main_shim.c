@@ -186,7 +186,8 @@ static int setup_slug(struct shim *s, json_t *sl, struct err **err)
     struct slug_ref ref = {.url = cfg_str(sl, "url"),
                            .sha256 = cfg_str(sl, "sha256"),
                            .size = (long long)json_integer_value(json_object_get(sl, "size"))};
-    s->slug_fd = slug_acquire(cfg_str(sl, "cache"), &ref, err);
+    s->slug_fd = slug_acquire(cfg_str(sl, "cache"), &ref,
+                              *cfg_str(sl, "fetcher") ? cfg_str(sl, "fetcher") : "flynn-host", err);
     return s->slug_fd < 0 ? -1 : 0;
 }
 

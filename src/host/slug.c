@@ -1,11 +1,9 @@
 #include "slug.h"
 
 #include <ctype.h>
-#include <curl/curl.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,8 +18,6 @@
 #include "xalloc.h"
 
 #define SHA_HEX 64
-/* an archive without a declared size may not grow beyond this */
-#define SLUG_MAX_BYTES (8LL << 30)
 #define LOCK_BUSY (-2)
 
 int slug_sha256_is_valid(const char *s)
@@ -87,108 +83,35 @@ static void touch(const char *path)
 
 /* ---- fetch ---- */
 
-struct sink {
-    int fd;
-    EVP_MD_CTX *md;
-    long long got, max;
-    int write_errno;
-    int too_big;
-};
-
-static size_t on_body(char *p, size_t size, size_t n, void *arg)
+/* Runs `FETCHER fetch-slug URL SHA256 SIZE OUT` (flynn-host, see
+ * slug_download): the download lives in a process of its own so that the
+ * shim, started for every job, does not load libcurl and OpenSSL. */
+static int download(const char *fetcher, const struct slug_ref *s, const char *sha, const char *out,
+                    struct err **err)
 {
-    struct sink *k = arg;
-    size_t len = size * n;
-    if (k->got + (long long)len > k->max) {
-        k->too_big = 1;
-        return 0;
+    char size[32];
+    snprintf(size, sizeof(size), "%lld", s->size > 0 ? s->size : 0);
+    const char *argv[] = {fetcher, "fetch-slug", s->url, sha, size, out, NULL};
+    struct strbuf msg = STRBUF_INIT;
+    int rc = proc_run(argv, &msg, err);
+    if (rc < 0) {
+        strbuf_release(&msg);
+        return err_wrap(err, "fetch slug '%s'", s->url);
     }
-    EVP_DigestUpdate(k->md, p, len);
-    k->got += (long long)len;
-    for (size_t off = 0; off < len;) {
-        ssize_t w = write(k->fd, p + off, len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0) {
-            k->write_errno = errno;
-            return 0;
-        }
-        off += (size_t)w;
+    while (msg.len && (msg.buf[msg.len - 1] == '\n' || msg.buf[msg.len - 1] == ' '))
+        msg.buf[--msg.len] = '\0';
+    if (rc) {
+        if (msg.len)
+            err_makex(err, EIO, "%.500s", msg.buf);
+        else if (rc == 127)
+            err_makex(err, ENOENT, "fetch slug '%s': cannot run '%s'", s->url, fetcher);
+        else
+            err_makex(err, EIO, "fetch slug '%s': '%s' exited with status %d", s->url, fetcher, rc);
+        strbuf_release(&msg);
+        return -1;
     }
-    return len;
-}
-
-static void hex(char out[SHA_HEX + 1], const unsigned char *d, unsigned n)
-{
-    static const char digits[] = "0123456789abcdef";
-    unsigned i = 0;
-    for (; i < n && i < SHA_HEX / 2; i++) {
-        out[2 * i] = digits[d[i] >> 4];
-        out[2 * i + 1] = digits[d[i] & 15];
-    }
-    out[2 * i] = '\0';
-}
-
-/* Downloads s->url into fd and checks its status, size and SHA-256. */
-static int download(const struct slug_ref *s, const char *sha, int fd, struct err **err)
-{
-    static int curl_ready;
-    if (!curl_ready) {
-        curl_global_init(CURL_GLOBAL_DEFAULT);
-        curl_ready = 1;
-    }
-    CURL *c = curl_easy_init();
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    if (!c || !md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
-        curl_easy_cleanup(c);
-        EVP_MD_CTX_free(md);
-        return err_makex(err, ENOMEM, "fetch slug '%s': cannot set up curl or SHA-256", s->url);
-    }
-    struct sink k = {.fd = fd, .md = md, .max = s->size > 0 ? s->size : SLUG_MAX_BYTES};
-    char cerr[CURL_ERROR_SIZE] = "";
-    curl_easy_setopt(c, CURLOPT_URL, s->url);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
-    curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_PROXY, ""); /* the blobstore is ours: no proxy */
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "flynn-host");
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 30L);
-    /* no total timeout (slugs can be large); give up on a stalled transfer */
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1024L);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, cerr);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &k);
-    CURLcode rc = curl_easy_perform(c);
-    long status = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    unsigned char d[EVP_MAX_MD_SIZE];
-    unsigned dn = 0;
-    char got[SHA_HEX + 1] = "";
-    int ret = 0;
-    if (k.too_big)
-        ret = err_makex(err, EFBIG, "fetch slug '%s': larger than %s %lld bytes", s->url,
-                        s->size > 0 ? "its declared size of" : "the limit of", k.max);
-    else if (k.write_errno)
-        ret = err_makex(err, k.write_errno, "fetch slug '%s': write the download: %s", s->url,
-                        strerror(k.write_errno));
-    else if (rc == CURLE_HTTP_RETURNED_ERROR || (rc == CURLE_OK && status != 200))
-        ret = err_makex(err, EIO, "fetch slug '%s': HTTP status %ld", s->url, status);
-    else if (rc != CURLE_OK)
-        ret = err_makex(err, EIO, "fetch slug '%s': %s", s->url,
-                        cerr[0] ? cerr : curl_easy_strerror(rc));
-    else if (s->size > 0 && k.got != s->size)
-        ret = err_makex(err, EIO, "fetch slug '%s': size mismatch: got %lld bytes, want %lld",
-                        s->url, k.got, s->size);
-    else if (EVP_DigestFinal_ex(md, d, &dn) != 1 || (hex(got, d, dn), strcmp(got, sha)))
-        ret = err_makex(err, EIO, "fetch slug '%s': checksum mismatch: got sha256 %s, want %s",
-                        s->url, got, sha);
-    EVP_MD_CTX_free(md);
-    curl_easy_cleanup(c);
-    return ret;
+    strbuf_release(&msg);
+    return 0;
 }
 
 static int unpack(const char *url, const char *tgz, const char *app, struct err **err)
@@ -218,7 +141,8 @@ static int unpack(const char *url, const char *tgz, const char *app, struct err 
 
 /* Fetches, checks and unpacks the slug into CACHE/SHA; the caller holds the
  * exclusive lock. */
-static int fetch(const char *cache, const struct slug_ref *s, const char *sha, struct err **err)
+static int fetch(const char *cache, const struct slug_ref *s, const char *sha, const char *fetcher,
+                 struct err **err)
 {
     cleanup_free char *dir = xasprintf("%s/%s", cache, sha);
     cleanup_free char *tmp = xasprintf("%s/.tmp-%s", cache, sha);
@@ -230,11 +154,7 @@ static int fetch(const char *cache, const struct slug_ref *s, const char *sha, s
         return -1;
     if (unlink(tgz) < 0 && errno != ENOENT)
         return err_make(err, errno, "remove '%s'", tgz);
-    int fd = open(tgz, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return err_make(err, errno, "create '%s'", tgz);
-    int ret = download(s, sha, fd, err);
-    close(fd);
+    int ret = download(fetcher, s, sha, tgz, err);
     if (ret == 0)
         ret = unpack(s->url, tgz, app, err);
     unlink(tgz);
@@ -259,7 +179,7 @@ static int fetch(const char *cache, const struct slug_ref *s, const char *sha, s
     return ret;
 }
 
-int slug_acquire(const char *cache, const struct slug_ref *s, struct err **err)
+int slug_acquire(const char *cache, const struct slug_ref *s, const char *fetcher, struct err **err)
 {
     if (!slug_sha256_is_valid(s->sha256))
         return err_makex(err, EINVAL, "slug sha256 '%s' is not 64 hex digits", s->sha256);
@@ -282,7 +202,7 @@ int slug_acquire(const char *cache, const struct slug_ref *s, struct err **err)
         fd = lock_take(lockp, LOCK_EX, err);
         if (fd < 0)
             return -1;
-        if (!fs_exists(ready) && fetch(cache, s, sha, err) < 0) {
+        if (!fs_exists(ready) && fetch(cache, s, sha, fetcher, err) < 0) {
             unlink(lockp); /* nothing to lock; waiters re-check and try themselves */
             close(fd);
             return -1;

@@ -42,8 +42,11 @@ struct slug_ref {
  * this waits for it instead of fetching twice. The caller keeps the fd as
  * long as a job uses the slug and hands it to slug_release. On failure
  * returns -1 with *err naming the URL and the reason (HTTP status, checksum
- * or size mismatch, unpack error). */
-int slug_acquire(const char *cache, const struct slug_ref *s, struct err **err);
+ * or size mismatch, unpack error). The download runs as
+ * `FETCHER fetch-slug URL SHA256 SIZE OUT` (fetcher: the flynn-host binary),
+ * which calls slug_download and prints its error on failure. */
+int slug_acquire(const char *cache, const struct slug_ref *s, const char *fetcher,
+                 struct err **err);
 
 /* Marks the slug used now and closes fd (from slug_acquire), which drops
  * the lock. Takes ownership of fd; -1 is a no-op. */
@@ -62,5 +65,10 @@ int slug_cache_evict(const char *cache, int keep, struct err **err);
 
 /* True when s is 64 hex digits. */
 int slug_sha256_is_valid(const char *s);
+
+/* Downloads s->url into fd (http or https, redirects followed) and checks
+ * the status, the size (when given) and the SHA-256. Returns 0, or -1 with
+ * *err naming the URL and what went wrong. In slug_fetch.c (libcurl). */
+int slug_download(const struct slug_ref *s, int fd, struct err **err);
 
 #endif

@@ -85,7 +85,8 @@ int main(void)
 
     /* nothing listens on port 1: the error names the URL; no lock remains */
     struct slug_ref ref = {.url = "http://127.0.0.1:1/slugs/x.tgz", .sha256 = SHA_D};
-    ok(slug_acquire(cache, &ref, &e) < 0 && e && strstr(e->msg, ref.url), "fetch error names URL");
+    ok(slug_acquire(cache, &ref, "/nonexistent/flynn-host", &e) < 0 && e && strstr(e->msg, ref.url),
+       "fetch error names URL");
     if (e)
         printf("# %s\n", e->msg);
     err_free(e);
