@@ -6,7 +6,8 @@ import threading
 import time
 import urllib.request
 
-from harness import Daemon, HostClient, HostTestCase, request, wait_for
+from harness import (Daemon, HostClient, HostTestCase, TestCase, cgroup2_mount, cleanup_bridge,
+                     host_args, request, set_cgroup2_favordynmods, wait_for)
 
 
 def read_events(url, n, timeout=30, ready=None):
@@ -145,3 +146,41 @@ class TestResurrect(HostTestCase):
         js = wait_for(lambda: [j for j in self.host.jobs().values() if j["status"] == 1], what="job back after reboot")
         self.assertEqual(js[0]["job"]["config"]["args"], ["sleep", "1000"])
         self.assertNotEqual(js[0]["id"], keep)
+
+
+class TestCgroupFavorDynmods(TestCase):
+    """The daemon remounts cgroup2 with favordynmods (a job's cgroup move then
+    skips an RCU grace period), keeps the mount's other options, and leaves it
+    alone with --no-favordynmods."""
+
+    def daemon(self, *extra):
+        bridge, args = host_args(self.dir)
+        self.addCleanup(cleanup_bridge, bridge)
+        return self.start("flynn-host", args + list(extra))
+
+    def test_remount(self):
+        before = cgroup2_mount()
+        if not before:
+            self.skipTest("no cgroup2 hierarchy on this machine")
+        try:
+            set_cgroup2_favordynmods(False)
+            off = cgroup2_mount()
+            d = self.daemon("--no-favordynmods")
+            self.assertEqual(cgroup2_mount(), off, "--no-favordynmods changed the mount")
+            d.stop()
+            d = self.daemon()
+            path, mopts, sopts = cgroup2_mount()
+            self.assertIn("favordynmods", sopts.split(","))
+            self.assertEqual((path, mopts), off[:2], "mount options kept")
+            self.assertEqual([o for o in sopts.split(",") if o != "favordynmods"], off[2].split(","),
+                             "superblock options kept")
+            self.assertIn("favordynmods", d.read_log())
+            # a job still starts and runs in its cgroup
+            host = HostClient(d.url)
+            hid = request("GET", d.url + "/host/status").json()["id"]
+            jid = "%s-%08x-0000-4000-8000-%012x" % (hid, os.getpid(), 1)
+            self.assertEqual(host.put_job(jid, {"config": {"args": ["cat", "/proc/self/cgroup"]}}).status, 200)
+            self.assertEqual(host.wait_status(jid, (2, 3, 4))["exit_status"], 0)
+            self.assertIn(jid, host.log(jid))
+        finally:
+            set_cgroup2_favordynmods(True)

@@ -19,6 +19,14 @@
 const char *cgroups_mode(void);
 /* Makes the layout usable by crun (see above); idempotent. */
 int cgroups_setup(struct err **err);
+/* Remounts the cgroup2 hierarchy (v2 or hybrid) with "favordynmods" when it
+ * lacks it, keeping its other options. Moving a process into a cgroup takes
+ * a global lock whose writers otherwise wait for an RCU grace period: ~10-20
+ * ms of every `crun run` on an idle machine (bench/job_start.py). The cost,
+ * per the kernel's cgroup-v2 guide, is somewhat dearer forks and exits. A
+ * machine-wide setting; kept when the daemon stops. 0 when nothing needed
+ * doing or it was done, -1 with *err. */
+int cgroups_favor_dynmods(struct err **err);
 /* Whether the job's cgroup (crun cgroupsPath "/flynn/ID") recorded an OOM
  * kill; reads v1 memory.oom_control or v2 memory.events. */
 int cgroups_oom_killed(const char *cgpath);

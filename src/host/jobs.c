@@ -998,6 +998,11 @@ struct jobs *jobs_new(struct event_base *base, const struct jobs_cfg *cfg, struc
         err_wrap(err, "prepare cgroups");
         goto fail;
     }
+    struct err *fe = NULL;
+    if (cfg->favor_dynmods && cgroups_favor_dynmods(&fe) < 0) {
+        log_warn("cgroups: %s (jobs start, ~10 ms slower)", fe->msg);
+        err_free(fe);
+    }
     t->stack = stack_ensure_default(cfg->state_dir, err);
     if (!t->stack) {
         err_wrap(err, "default stack");

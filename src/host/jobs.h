@@ -36,6 +36,7 @@ struct jobs_cfg {
     int max_finished; /* finished jobs kept in the table */
     const char *runner_dir; /* bound at /runner in jobs with a slug; NULL: the default */
     int slug_keep;          /* cached slugs kept (see slug.h); < 0: 20 */
+    int favor_dynmods;      /* remount cgroup2 with favordynmods (cgroups.h) */
 };
 
 /* Sets up the network, cgroups and default stack, recovers jobs left in

@@ -5,6 +5,7 @@ the harness and must send READY=1 and LISTEN=HOST:PORT (src/lib/notify.h);
 the harness never sleeps to guess when a daemon is up. Every child is stopped
 with SIGTERM, then SIGKILL, at teardown.
 """
+import ctypes
 import json
 import os
 import shutil
@@ -153,6 +154,60 @@ def wait_for(fn, timeout=20, interval=0.05, what="condition"):
     raise AssertionError("timed out after %ss waiting for %s (last: %r)" % (timeout, what, last))
 
 
+def mounts_under(path):
+    """Mount points at or below path, deepest first (from /proc/self/mountinfo)."""
+    path = os.path.realpath(path)
+    out = []
+    for line in open("/proc/self/mountinfo"):
+        mp = line.split()[4].replace("\\040", " ")
+        if mp == path or mp.startswith(path + "/"):
+            out.append(mp)
+    return sorted(out, key=len, reverse=True)
+
+
+def unmount_under(path):
+    """Detaches what a killed daemon left mounted below path (job roots, netns
+    pins), so that removing a test's directory leaves the machine's mount table
+    as it was. Returns the mount points it detached."""
+    left = mounts_under(path)
+    for mp in left:
+        subprocess.run(["umount", "-l", mp], stderr=subprocess.DEVNULL)
+    return left
+
+
+def cgroup2_mount():
+    """(mount point, mount options, superblock options) of the cgroup2
+    hierarchy, or None."""
+    for line in open("/proc/self/mountinfo"):
+        f = line.split()
+        sep = f.index("-")
+        if f[sep + 1] == "cgroup2":
+            return f[4], f[5], f[sep + 3]
+    return None
+
+
+def set_cgroup2_favordynmods(on):
+    """Remounts the cgroup2 hierarchy with or without favordynmods, keeping its
+    other options (a remount replaces them all). Returns its superblock options
+    after, or None without cgroup2."""
+    m = cgroup2_mount()
+    if not m:
+        return None
+    path, mopts, sopts = m
+    flags = 32  # MS_REMOUNT
+    for name, bit in (("ro", 1), ("nosuid", 2), ("nodev", 4), ("noexec", 8), ("noatime", 1024),
+                      ("nodiratime", 2048), ("relatime", 1 << 21), ("strictatime", 1 << 24)):
+        if name in mopts.split(","):
+            flags |= bit
+    data = [o for o in sopts.split(",") if o not in ("rw", "ro", "favordynmods")]
+    if on:
+        data.append("favordynmods")
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.mount(b"cgroup2", path.encode(), b"cgroup2", ctypes.c_ulong(flags), ",".join(data).encode()) < 0:
+        raise OSError(ctypes.get_errno(), "remount " + path)
+    return cgroup2_mount()[2]
+
+
 class TestCase(unittest.TestCase):
     """Gives each test a trash directory and stops its daemons at teardown."""
 
@@ -184,6 +239,7 @@ class TestCase(unittest.TestCase):
                 failed = True
             del rc
         if not self.keep:
+            unmount_under(self.dir)
             shutil.rmtree(self.dir, ignore_errors=True)
         if failed:
             raise AssertionError("a daemon reported a sanitizer error")
@@ -292,6 +348,7 @@ class HostTestCase(TestCase):
             cleanup_bridge(cls.bridge)
             log = cls.hostd.read_log()
             if not TestCase.keep:
+                unmount_under(cls.cdir)
                 shutil.rmtree(cls.cdir, ignore_errors=True)
             for bad in ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer"):
                 if bad in log:
