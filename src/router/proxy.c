@@ -560,6 +560,40 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
     conn_free(c);
 }
 
+/* A new plain connection's first bytes, read at once rather than after an
+ * epoll round by its bufferevent, which would also precede the read with an
+ * ioctl(FIONREAD). The HTTP listener defers accept until the client has sent
+ * something (TCP_DEFER_ACCEPT, router.c), so the request is usually there.
+ * Returns false when the conn was freed. */
+static bool first_read(struct conn *c)
+{
+    evutil_socket_t fd = bufferevent_getfd(c->bev);
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer_iovec v[1];
+    size_t want = c->r->opts.max_head + 1 < 16384 ? c->r->opts.max_head + 1 : 16384;
+    evbuffer_unfreeze(in, 0);
+    int nv = evbuffer_reserve_space(in, (ev_ssize_t)want, v, 1);
+    ssize_t n = -1;
+    int e = EAGAIN;
+    if (nv == 1) {
+        size_t len = v[0].iov_len < want ? v[0].iov_len : want;
+        while ((n = read(fd, v[0].iov_base, len)) < 0 && errno == EINTR)
+            ;
+        e = errno;
+        v[0].iov_len = n > 0 ? (size_t)n : 0;
+        evbuffer_commit_space(in, v, n > 0 ? 1 : 0);
+    }
+    evbuffer_freeze(in, 0);
+    if (n == 0 || (n < 0 && e != EAGAIN && e != EWOULDBLOCK)) {
+        conn_free(c); /* EOF or an error before any request */
+        return false;
+    }
+    bufferevent_enable(c->bev, EV_READ);
+    if (n > 0)
+        client_read_cb(c->bev, c);
+    return true;
+}
+
 static void conn_start(struct router *r, struct conn *c)
 {
     c->next = r->conns;
@@ -574,9 +608,12 @@ static void conn_start(struct router *r, struct conn *c)
     bufferevent_setwatermark(c->bev, EV_WRITE, LOW_WATER, 0);
     struct timeval t = ms_tv(r->opts.idle_timeout_ms);
     bufferevent_set_timeouts(c->bev, &t, &t);
-    if (c->plain) /* libevent starts a bufferevent with EV_WRITE on */
+    if (c->plain) { /* libevent starts a bufferevent with EV_WRITE on */
         bufferevent_disable(c->bev, EV_WRITE);
-    bufferevent_enable(c->bev, c->plain ? EV_READ : EV_READ | EV_WRITE);
+        first_read(c);
+        return;
+    }
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }
 
 void proxy_accept(struct router *r, int fd, const struct sockaddr *sa, int local_port, bool tls)
@@ -594,8 +631,7 @@ void proxy_accept(struct router *r, int fd, const struct sockaddr *sa, int local
                   sizeof(c->peer));
     else
         snprintf(c->peer, sizeof(c->peer), "unknown");
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    /* TCP_NODELAY comes from the listening socket (router_bind) */
     if (tls) {
         SSL *ssl = SSL_new(r->ssl_default);
         c->bev = bufferevent_openssl_socket_new(r->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,

@@ -9,6 +9,7 @@
 #include <event2/listener.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -77,6 +78,8 @@ int router_bind(const char *addr, int backlog, struct err **err)
     /* worker processes each bind the same addresses; the kernel spreads
      * connections over them */
     setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    /* accepted sockets inherit it: one setsockopt per listener, not per client */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (bind(fd, (struct sockaddr *)&ss, len) < 0) {
         int e = errno;
         close(fd);
@@ -297,6 +300,12 @@ int router_listen_http(struct router *r, const char *addr, bool tls, char out[64
     int fd = router_bind(addr, 4096, err);
     if (fd < 0)
         return -1;
+    /* plain HTTP: accept once the request's first bytes are in, which
+     * proxy.c then reads without waiting for epoll (1 s: a client that
+     * connects and says nothing is accepted after that, as before) */
+    int defer = 1;
+    if (!tls)
+        setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer, sizeof(defer));
     struct listener_ctx *lc = xcalloc(1, sizeof(*lc));
     lc->r = r;
     lc->tls = tls;
