@@ -26,6 +26,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
+#include <event2/bufferevent_struct.h>
 #include <event2/event.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -140,6 +141,13 @@ static void out_flush(struct bufferevent *bev, bool plain)
         evbuffer_pullup(o, -1); /* TLS: one record and one write, not one per chain */
     if (len)
         bufferevent_enable(bev, EV_WRITE);
+    /* A socket-backed TLS bufferevent writes only when epoll reports the
+     * socket writable: an epoll_ctl to add EPOLLOUT, a wakeup, and another
+     * to remove it, per response. Running its write callback in this loop
+     * turn instead writes now, and the add and remove then cancel out in
+     * epoll's changelist. (Pairs, used by h2, have no write event.) */
+    if (!plain && len && bufferevent_openssl_get_ssl(bev) && bufferevent_getfd(bev) >= 0)
+        event_active(&bev->ev_write, EV_WRITE, 1);
 }
 
 /* libevent 2.1 reads at most 4 KiB per readiness event (EVBUFFER_MAX_READ),
