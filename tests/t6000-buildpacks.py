@@ -79,16 +79,19 @@ class TestBuildpacks(HostTestCase):
         cls.mirror.requests = []
         cls.mirror_url = "http://%s:%d" % (cls.gateway, cls.mirror.server_address[1])
         threading.Thread(target=cls.mirror.serve_forever, daemon=True).start()
-        # a port on the bridge address where nothing listens: a registry that is down
-        s = socket.socket()
-        s.bind((cls.gateway, 0))
-        cls.dead_url = "http://%s:%d" % (cls.gateway, s.getsockname()[1])
-        s.close()
+        # a port on the bridge address where nothing listens: a registry that is
+        # down. The socket stays bound (never listening) for the whole class, so
+        # connections are refused and no other process can take the port (a
+        # closed one was once reused by a server answering 401).
+        cls.dead_sock = socket.socket()
+        cls.dead_sock.bind((cls.gateway, 0))
+        cls.dead_url = "http://%s:%d" % (cls.gateway, cls.dead_sock.getsockname()[1])
 
     @classmethod
     def tearDownClass(cls):
         cls.mirror.shutdown()
         cls.mirror.server_close()
+        cls.dead_sock.close()
         super().tearDownClass()
         if TIMES:
             print("\nbuild times: " + ", ".join("%s %.1fs" % kv for kv in sorted(TIMES.items())))
