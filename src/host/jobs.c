@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,7 +67,6 @@ struct jobs {
     struct jobs_cfg cfg;
     char *jobs_dir, *crun_root, *netns_dir, *stack, *resurrect_dir, *slug_cache;
     char *init_path; /* flynn-init, next to the shim: PID 1 of attached jobs */
-    char *fetcher;   /* this daemon's binary: `flynn-host fetch-slug` (slug.h) */
     struct job *head;
     struct sub subs[MAX_SUBS];
     int nsubs;
@@ -562,7 +560,8 @@ static int write_job_files(struct jobs *t, struct job *j, struct err **err)
                                       "sha256", sha, "size",
                                       json_is_integer(size) ? json_integer_value(size) : 0,
                                       "cache", t->slug_cache, "keep", t->cfg.slug_keep));
-        json_object_set_new(json_object_get(shim, "slug"), "fetcher", json_string(t->fetcher));
+        json_object_set_new(json_object_get(shim, "slug"), "fetcher",
+                            json_string(t->cfg.host_path ? t->cfg.host_path : "flynn-host"));
         json_object_set_new(shim, "runner_dir", json_string(t->cfg.runner_dir));
     }
     if (!host_net) {
@@ -981,9 +980,6 @@ struct jobs *jobs_new(struct event_base *base, const struct jobs_cfg *cfg, struc
         free(t->init_path);
         t->init_path = NULL;
     }
-    char self[PATH_MAX];
-    ssize_t sn = readlink("/proc/self/exe", self, sizeof(self) - 1);
-    t->fetcher = sn > 0 ? xstrndup(self, (size_t)sn) : xstrdup("flynn-host");
     if (t->cfg.slug_keep < 0)
         t->cfg.slug_keep = 20;
     if (!t->cfg.runner_dir)
@@ -1041,6 +1037,5 @@ void jobs_free(struct jobs *t)
     free(t->resurrect_dir);
     free(t->slug_cache);
     free(t->init_path);
-    free(t->fetcher);
     free(t);
 }

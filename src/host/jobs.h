@@ -37,6 +37,7 @@ struct jobs_cfg {
     const char *runner_dir; /* bound at /runner in jobs with a slug; NULL: the default */
     int slug_keep;          /* cached slugs kept (see slug.h); < 0: 20 */
     int favor_dynmods;      /* remount cgroup2 with favordynmods (cgroups.h) */
+    const char *host_path;  /* flynn-host, run by shims as `fetch-slug` (slug.h) */
 };
 
 /* Sets up the network, cgroups and default stack, recovers jobs left in

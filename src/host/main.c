@@ -118,6 +118,7 @@ static int cmd_daemon(int argc, char **argv)
     int nlisten = 0;
     cleanup_free char *id = default_host_id();
     cleanup_free char *shim = sibling_path("flynn-shim");
+    cleanup_free char *self = sibling_path("flynn-host");
     struct jobs_cfg cfg = {.run_dir = "/run/flynn", .state_dir = "/var/lib/flynn",
                            .bridge = "flynnbr0", .subnet = "100.100.1.0/24", .stop_timeout = 10,
                            .crun = "crun", .runner_dir = "/usr/local/lib/flynn/runner",
@@ -200,6 +201,7 @@ static int cmd_daemon(int argc, char **argv)
     log_init("host", (enum log_level)lvl, json);
     cfg.host_id = id;
     cfg.shim_path = shim;
+    cfg.host_path = self;
     signal(SIGPIPE, SIG_IGN);
 
     struct event_base *base = event_base_new();

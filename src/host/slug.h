@@ -67,7 +67,7 @@ int slug_cache_evict(const char *cache, int keep, struct err **err);
 int slug_sha256_is_valid(const char *s);
 
 /* Downloads s->url into fd (http or https, redirects followed) and checks
- * the status, the size (when given) and the SHA-256. Returns 0, or -1 with
+ * the status, the size (when given) and the SHA-256 (any case). Returns 0, or -1 with
  * *err naming the URL and what went wrong. In slug_fetch.c (libcurl). */
 int slug_download(const struct slug_ref *s, int fd, struct err **err);
 

@@ -3,12 +3,12 @@
  * links libcurl and OpenSSL. */
 #include "slug.h"
 
-#include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #define SHA_HEX 64
@@ -59,12 +59,6 @@ static void hex(char out[SHA_HEX + 1], const unsigned char *d, unsigned n)
 
 int slug_download(const struct slug_ref *s, int fd, struct err **err)
 {
-    char sha[SHA_HEX + 1];
-    if (!slug_sha256_is_valid(s->sha256))
-        return err_makex(err, EINVAL, "slug sha256 '%s' is not 64 hex digits", s->sha256);
-    snprintf(sha, sizeof(sha), "%s", s->sha256);
-    for (char *p = sha; *p; p++)
-        *p = (char)tolower((unsigned char)*p);
     static int curl_ready;
     if (!curl_ready) {
         curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -116,9 +110,9 @@ int slug_download(const struct slug_ref *s, int fd, struct err **err)
     else if (s->size > 0 && k.got != s->size)
         ret = err_makex(err, EIO, "fetch slug '%s': size mismatch: got %lld bytes, want %lld",
                         s->url, k.got, s->size);
-    else if (EVP_DigestFinal_ex(md, d, &dn) != 1 || (hex(got, d, dn), strcmp(got, sha)))
+    else if (EVP_DigestFinal_ex(md, d, &dn) != 1 || (hex(got, d, dn), strcasecmp(got, s->sha256)))
         ret = err_makex(err, EIO, "fetch slug '%s': checksum mismatch: got sha256 %s, want %s",
-                        s->url, got, sha);
+                        s->url, got, s->sha256);
     EVP_MD_CTX_free(md);
     curl_easy_cleanup(c);
     return ret;
