@@ -115,6 +115,50 @@ class TestTLS(RouterTestCase):
         self.assertEqual(s.selected_alpn_protocol(), "http/1.1")
         s.close()
 
+    def test_records_that_arrive_together(self):
+        """The router reads TLS with read-ahead: records that came in one
+        segment with the handshake's end or with each other are all served
+        (none waits in OpenSSL's buffer for a socket wakeup that never
+        comes)."""
+        raw = socket.create_connection(("127.0.0.1", self.tls_port), timeout=10)
+        inc, outg = ssl.MemoryBIO(), ssl.MemoryBIO()
+        obj = self.ctx(minv=ssl.TLSVersion.TLSv1_3).wrap_bio(inc, outg, server_hostname="own.test")
+        while True:
+            try:
+                obj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                raw.sendall(outg.read())
+                d = raw.recv(65536)
+                self.assertTrue(d, "EOF during the handshake")
+                inc.write(d)
+        req = "GET /%s HTTP/1.1\r\nHost: own.test\r\n%s\r\n"
+        # the client's Finished and the first request in one segment
+        obj.write((req % ("one", "")).encode())
+        raw.sendall(outg.read())
+        # then two pipelined requests, two records, one segment
+        obj.write((req % ("two", "")).encode())
+        obj.write((req % ("three", "Connection: close\r\n")).encode())
+        raw.sendall(outg.read())
+        out = b""
+        while True:
+            try:
+                out += obj.read(65536)
+                continue
+            except ssl.SSLWantReadError:
+                pass
+            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                break
+            d = raw.recv(65536)
+            if not d:
+                break
+            inc.write(d)
+        raw.close()
+        self.assertEqual(out.count(b"HTTP/1.1 200 "), 3, out[:400])
+        paths = [json.loads(part.split(b"\r\n\r\n", 1)[1].split(b"HTTP/1.1 ")[0])["path"]
+                 for part in out.split(b"HTTP/1.1 200 ")[1:]]
+        self.assertEqual(paths, ["/one", "/two", "/three"])
+
     def test_http2_with_curl(self):
         curl = shutil.which("curl")
         if not curl:

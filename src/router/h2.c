@@ -456,6 +456,7 @@ static void h2_read(struct bufferevent *bev, void *arg)
     }
     evbuffer_drain(in, (size_t)n);
     flush(h);
+    tls_read_pending(bev); /* records OpenSSL read ahead */
 }
 
 static void h2_write(struct bufferevent *bev, void *arg)
@@ -532,8 +533,10 @@ void h2_conn_start(struct router *r, struct bufferevent *bev, const char *peer, 
     struct timeval t = {r->opts.idle_timeout_ms / 1000, (r->opts.idle_timeout_ms % 1000) * 1000};
     bufferevent_set_timeouts(bev, &t, NULL);
     bufferevent_enable(bev, EV_READ | EV_WRITE);
-    if (evbuffer_get_length(bufferevent_get_input(bev)))
+    if (evbuffer_get_length(bufferevent_get_input(bev))) {
         h2_read(bev, h);
-    else
+    } else {
         flush(h);
+        tls_read_pending(bev); /* the client's preface may be in OpenSSL's buffer */
+    }
 }

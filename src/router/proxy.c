@@ -107,6 +107,14 @@ static void process_head(struct conn *c);
 static void conn_free(struct conn *c);
 static bool maybe_h2(struct conn *c);
 
+/* A TLS client's reading resumed or its input was consumed: records OpenSSL
+ * read ahead are read now (tls_read_pending). */
+static void tls_more(struct conn *c)
+{
+    if (c->tls && c->bev)
+        tls_read_pending(c->bev);
+}
+
 static long long now_us(void)
 {
     struct timespec ts;
@@ -150,40 +158,95 @@ static void out_flush(struct bufferevent *bev, bool plain)
         event_active(&bev->ev_write, EV_WRITE, 1);
 }
 
-/* libevent 2.1 reads at most 4 KiB per readiness event (EVBUFFER_MAX_READ),
- * which makes bodies cost a wakeup per 4 KiB. After libevent's read, take
- * what else the socket holds, up to HIGH_WATER of input. EOF and errors are
- * left for libevent to find on its next read. */
-static void read_more(struct bufferevent *bev)
+/* Reads for plain socket bufferevents. libevent's own read callback asks
+ * the kernel how much is waiting (ioctl FIONREAD) before every read and
+ * reads at most 4 KiB (EVBUFFER_MAX_READ): a syscall per read for nothing,
+ * and a wakeup per 4 KiB of a body. sock_read_cb replaces it (sock_own_reads
+ * puts it in the bufferevent's read event) with the same contract: it reads
+ * up to the bufferevent's max single read and below its read high-water
+ * mark, runs the read callback once if bytes came (watermarks honoured),
+ * and reports EOF, errors and the read timeout to the event callback with
+ * reading disabled, as libevent does. EOF or an error right after some
+ * bytes is found on the next wakeup (the socket stays readable). */
+static void sock_read_cb(evutil_socket_t fd, short what, void *arg)
 {
+    struct bufferevent *bev = arg;
+    if (what == EV_TIMEOUT) {
+        bufferevent_disable(bev, EV_READ);
+        bufferevent_trigger_event(bev, BEV_EVENT_READING | BEV_EVENT_TIMEOUT, 0);
+        return;
+    }
     struct evbuffer *in = bufferevent_get_input(bev);
-    evutil_socket_t fd = bufferevent_getfd(bev);
+    size_t have = evbuffer_get_length(in), hi = 0;
+    size_t max = (size_t)bufferevent_get_max_single_read(bev);
+    bufferevent_getwatermark(bev, EV_READ, NULL, &hi);
+    if (hi) {
+        if (have >= hi)
+            return; /* libevent suspends reading; draining resumes it */
+        if (hi - have < max)
+            max = hi - have;
+    }
+    /* a first read fits one 16 KiB chain; a full one means more is waiting */
+    size_t got = 0, want = max < 16000 ? max : 16000;
+    int err = 0;
     evbuffer_unfreeze(in, 0);
-    while (evbuffer_get_length(in) < HIGH_WATER) {
+    while (want > 0) {
         struct evbuffer_iovec v[2];
-        size_t want = HIGH_WATER - evbuffer_get_length(in);
         int nv = evbuffer_reserve_space(in, (ev_ssize_t)want, v, 2);
-        if (nv <= 0)
+        if (nv <= 0) {
+            err = ENOMEM;
             break;
+        }
         struct iovec iov[2];
-        for (int i = 0; i < nv; i++)
-            iov[i] = (struct iovec){v[i].iov_base, v[i].iov_len};
+        size_t room = 0;
+        for (int i = 0; i < nv; i++) {
+            size_t k = v[i].iov_len < want - room ? v[i].iov_len : want - room;
+            iov[i] = (struct iovec){v[i].iov_base, k};
+            room += k;
+        }
         ssize_t n = readv(fd, iov, nv);
         if (n <= 0) {
+            err = n == 0 ? -1 : errno; /* -1: EOF */
             evbuffer_commit_space(in, v, 0);
+            if (err == EINTR)
+                continue;
             break;
         }
         size_t left = (size_t)n;
         for (int i = 0; i < nv; i++) {
-            size_t k = left < v[i].iov_len ? left : v[i].iov_len;
-            v[i].iov_len = k;
-            left -= k;
+            v[i].iov_len = left < iov[i].iov_len ? left : iov[i].iov_len;
+            left -= v[i].iov_len;
         }
         evbuffer_commit_space(in, v, nv);
-        if ((size_t)n < want)
+        got += (size_t)n;
+        if ((size_t)n < room)
             break;
+        want = max - got;
     }
     evbuffer_freeze(in, 0);
+    if (got) {
+        /* may free the bufferevent: libevent defers that, but nothing of
+         * it is touched after this */
+        bufferevent_trigger(bev, EV_READ, 0);
+        return;
+    }
+    if (err == EAGAIN || err == EWOULDBLOCK || err == 0)
+        return;
+    /* A refused connect is reported here: the read took the socket's error,
+     * so libevent's connect check would now see none. */
+    bufferevent_disable(bev, err == ECONNREFUSED ? EV_READ | EV_WRITE : EV_READ);
+    bufferevent_trigger_event(bev,
+                              BEV_EVENT_READING | (err == -1 ? BEV_EVENT_EOF : BEV_EVENT_ERROR), 0);
+}
+
+/* Puts sock_read_cb in a socket bufferevent's read event. Call it before
+ * reading is first enabled and after any bufferevent_setfd (which
+ * bufferevent_socket_connect does). */
+static void sock_own_reads(struct bufferevent *bev)
+{
+    event_del(&bev->ev_read);
+    event_assign(&bev->ev_read, bufferevent_get_base(bev), bufferevent_getfd(bev),
+                 EV_READ | EV_PERSIST | EV_FINALIZE, sock_read_cb, bev);
 }
 
 /* Write callbacks: once a plain socket's output is empty, EV_WRITE goes off
@@ -356,6 +419,7 @@ static struct upstream *up_get(struct conn *c, struct backend *b, bool fresh)
             /* immediate failure: report through the event callback path */
             u->eof = true;
         }
+        sock_own_reads(u->bev);
         r->m->upstream_connects++;
     }
     u->c = c;
@@ -540,7 +604,8 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
     struct conn *c = arg;
     if (what & BEV_EVENT_CONNECTED) { /* TLS handshake done */
         c->r->m->tls_handshakes++;
-        maybe_h2(c);
+        if (!maybe_h2(c))
+            tls_more(c); /* the request may have come with the handshake's end */
         return;
     }
     if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) && c->state == C_PROXY &&
@@ -548,6 +613,7 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
         /* the client is quiet because it waits for the backend (long polls):
          * the backend's own timeout applies, not the client's idle one */
         bufferevent_enable(bev, EV_READ);
+        tls_more(c);
         return;
     }
     if (what & BEV_EVENT_TIMEOUT)
@@ -647,6 +713,8 @@ void proxy_accept(struct router *r, int fd, const struct sockaddr *sa, int local
     } else {
         c->bev = bufferevent_socket_new(r->base, fd, BEV_OPT_CLOSE_ON_FREE);
         c->plain = true;
+        if (c->bev)
+            sock_own_reads(c->bev);
     }
     if (!c->bev) {
         close(fd);
@@ -1031,10 +1099,12 @@ static void forward_req_body(struct conn *c)
     }
     if (c->up->connected)
         out_flush(c->up->bev, true);
-    if (!c->req_done && evbuffer_get_length(out) >= HIGH_WATER)
+    if (!c->req_done && evbuffer_get_length(out) >= HIGH_WATER) {
         bufferevent_disable(c->bev, EV_READ);
-    else
-        bufferevent_enable(c->bev, EV_READ);
+        return;
+    }
+    bufferevent_enable(c->bev, EV_READ);
+    tls_more(c);
 }
 
 /* ---- response ---- */
@@ -1064,6 +1134,7 @@ static void finish_exchange(struct conn *c)
     bufferevent_enable(c->bev, EV_READ);
     if (evbuffer_get_length(bufferevent_get_input(c->bev)))
         process_head(c);
+    tls_more(c);
 }
 
 static bool is_resp_hop(struct h1_slice name, struct h1_slice conn_hdr)
@@ -1120,6 +1191,7 @@ static void enter_tunnel(struct conn *c)
     pump(c->up->bev, c->bev, &c->bytes_out);
     bufferevent_enable(c->bev, EV_READ);
     pump(c->bev, c->up->bev, &c->bytes_in);
+    tls_more(c);
 }
 
 /* Response bytes from the backend: the head, then the body. */
@@ -1256,11 +1328,8 @@ static void client_read_cb(struct bufferevent *bev, void *arg)
     case C_PROXY:
         /* a pipelined request waits in the input (capped by the read
          * high-water mark) until this exchange ends */
-        if (!c->req_done && c->up) {
-            if (c->plain && evbuffer_get_length(bufferevent_get_output(c->up->bev)) < HIGH_WATER)
-                read_more(bev);
+        if (!c->req_done && c->up)
             forward_req_body(c);
-        }
         break;
     case C_TUNNEL:
         pump(c->bev, c->up->bev, &c->bytes_in);
@@ -1268,6 +1337,7 @@ static void client_read_cb(struct bufferevent *bev, void *arg)
     case C_CLOSING:
         break;
     }
+    tls_more(c);
 }
 
 static void client_write_cb(struct bufferevent *bev, void *arg)
@@ -1293,12 +1363,8 @@ static void up_read_cb(struct bufferevent *bev, void *arg)
     struct upstream *u = arg;
     struct conn *c = u->c;
     u->got_bytes = true;
-    if (c->state == C_PROXY) {
-        if (c->resp_head_done && !c->resp_done &&
-            evbuffer_get_length(bufferevent_get_output(c->bev)) < HIGH_WATER)
-            read_more(bev);
+    if (c->state == C_PROXY)
         process_resp(c);
-    }
     else if (c->state == C_TUNNEL)
         pump(u->bev, c->bev, &c->bytes_out);
 }
@@ -1318,6 +1384,7 @@ static void up_write_cb(struct bufferevent *bev, void *arg)
         }
         bufferevent_enable(c->bev, EV_READ);
         pump(c->bev, u->bev, &c->bytes_in);
+        tls_more(c);
     }
 }
 

@@ -128,6 +128,12 @@ void tls_ctx_free(struct ssl_ctx_st *ctx);
 /* Installs the SNI callback on r->ssl_default. */
 void tls_default_set_sni(struct router *r);
 extern bool tls_h2_enabled;
+/* With read-ahead, OpenSSL may hold whole records it read past the one
+ * libevent asked for; libevent's TLS bufferevent only reads again when the
+ * socket is readable, which it may never be again. Call this wherever a
+ * TLS client connection's input was consumed or its reading re-enabled:
+ * it makes the bufferevent read what OpenSSL holds in this loop turn. */
+void tls_read_pending(struct bufferevent *bev);
 /* Builds the SSL_CTX of every route with a certificate. */
 int tls_table_prepare(struct router *r, struct route_table *t, struct err **err);
 

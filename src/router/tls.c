@@ -4,6 +4,10 @@
  * one. TLS 1.2 and 1.3 only. ALPN offers h2 (when built in) and http/1.1.
  */
 #include <errno.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/bufferevent_struct.h>
+#include <event2/event.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
@@ -106,6 +110,9 @@ struct ssl_ctx_st *tls_ctx_new(const char *cert, const char *key, bool from_file
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
                                  SSL_OP_CIPHER_SERVER_PREFERENCE);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    /* one read per TLS record or more instead of two (header, then body);
+     * what it reads past a record is fetched by tls_read_pending */
+    SSL_CTX_set_read_ahead(ctx, 1);
     SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, NULL);
     static const unsigned char sid[] = "flynn-router";
     SSL_CTX_set_session_id_context(ctx, sid, sizeof(sid) - 1);
@@ -167,4 +174,12 @@ int tls_table_prepare(struct router *r, struct route_table *t, struct err **err)
             return err_wrap(err, "route '%s' (%s)", rt->id, rt->domain);
     }
     return 0;
+}
+
+void tls_read_pending(struct bufferevent *bev)
+{
+    SSL *ssl = bufferevent_openssl_get_ssl(bev);
+    if (ssl && SSL_has_pending(ssl) && (bufferevent_get_enabled(bev) & EV_READ) &&
+        bufferevent_getfd(bev) >= 0)
+        event_active(&bev->ev_read, EV_READ, 1);
 }
