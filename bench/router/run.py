@@ -6,7 +6,8 @@ Method (docs: /work/shared/docs/router-bench.md, bench/router/README.md):
 backend nginx (1 worker) on 127.0.0.1:9001 serving "hello\\n" at / and a 1 MiB
 file at /1m; proxies keep connections alive to clients and to the backend,
 no access logs; wrk -t2 -c64 --latency; for each workload, REPEATS rounds,
-each round runs every target once (round robin), 2 s pause between runs.
+each round runs every target once, in an order that rotates from round to
+round, 2 s pause between runs; also reports per-round ratios (router/peer).
 Reports medians of req/s and p99, ratios to nginx and HAProxy, and the
 proxy's own CPU microseconds per request from /proc/PID/stat.
 
@@ -236,7 +237,9 @@ def main():
         for w in WORKLOADS:
             title, scheme, path, extra = WORKLOAD_DEF[w]
             for rep in range(REPEATS):
-                for t in TARGETS:
+                # the order rotates from round to round: a machine that speeds
+                # up or slows down during a round favours no target
+                for t in TARGETS[rep % len(TARGETS):] + TARGETS[:rep % len(TARGETS)]:
                     port = (TLS_PORTS if scheme == "https" else PORTS)[t]
                     url = "%s://127.0.0.1:%d%s" % (scheme, port, path)
                     c0 = cpu_ticks(pids[t])
@@ -275,6 +278,29 @@ def main():
             ph = p99 / med["haproxy"][1] if "haproxy" in med else 0
             print("| %s | %s | %.0f | %.2f | %s | %.2f | %.2f | %.2f | %.2f |"
                   % (title, t, rps, p99, "-" if t == "direct" else "%.1f" % cpu, rn, rh, pn, ph))
+    print()
+    print("flynn-router against each proxy round by round (the two ran within the same")
+    print("round, so a machine that drifts between rounds moves both): median of the")
+    print("per-round ratios, and in how many rounds the router was ahead.")
+    print()
+    print("| workload | vs | req/s ratio | rounds ahead in req/s | p99 ratio | rounds with lower p99 "
+          "| CPU/req ratio |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for w in WORKLOADS:
+        mine = results.get((w, "flynn-router"), [])
+        for peer in ("nginx", "haproxy"):
+            theirs = results.get((w, peer), [])
+            pairs = list(zip(mine, theirs))
+            if not pairs:
+                continue
+            rr = [a[0] / b[0] for a, b in pairs]
+            pr = [a[1] / b[1] for a, b in pairs]
+            cr = [a[2] / b[2] for a, b in pairs if b[2] > 0]
+            print("| %s | %s | %.2f | %d of %d | %.2f | %d of %d | %s |"
+                  % (WORKLOAD_DEF[w][0], peer, statistics.median(rr),
+                     sum(1 for x in rr if x > 1), len(rr), statistics.median(pr),
+                     sum(1 for x in pr if x < 1), len(pr),
+                     "%.2f" % statistics.median(cr) if cr else "-"))
     shutil.rmtree(d, ignore_errors=True)
 
 

@@ -11,8 +11,9 @@
  * evbuffer chains move between the two bufferevents without copies.
  *
  * Backpressure: a side's output over HIGH_WATER stops reading the other
- * side; its write callback (low-water mark) starts it again. So memory per
- * connection stays bounded by the head limit plus HIGH_WATER per direction.
+ * side; its write callback (low-water mark) starts it again. One read takes
+ * at most HIGH_WATER (sock_read_cb), so memory per connection stays bounded
+ * by the head limit plus twice HIGH_WATER per direction.
  *
  * Lifetimes: conn owns its upstream while attached (up->c == conn); an idle
  * upstream belongs to its backend's pool (up->c == NULL). conn_free frees
