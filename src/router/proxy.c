@@ -132,19 +132,26 @@ static struct timeval ms_tv(int ms)
  * turn: saves two epoll_ctl calls and a wakeup per write. EV_WRITE stays
  * off while the output is empty and goes on only when the kernel pushes
  * back (then libevent writes the rest and calls our write callback). */
+void sock_write_now(struct bufferevent *bev)
+{
+    struct evbuffer *o = bufferevent_get_output(bev);
+    if (!evbuffer_get_length(o))
+        return;
+    /* bufferevents keep their output's front frozen; thaw it for the
+     * write, as libevent's own write callback does */
+    evutil_socket_t fd = bufferevent_getfd(bev);
+    evbuffer_unfreeze(o, 1);
+    while (evbuffer_get_length(o) > 0)
+        if (evbuffer_write(o, fd) <= 0)
+            break;
+    evbuffer_freeze(o, 1);
+}
+
 static void out_flush(struct bufferevent *bev, bool plain)
 {
     struct evbuffer *o = bufferevent_get_output(bev);
-    if (plain && evbuffer_get_length(o)) {
-        /* bufferevents keep their output's front frozen; thaw it for the
-         * write, as libevent's own write callback does */
-        evutil_socket_t fd = bufferevent_getfd(bev);
-        evbuffer_unfreeze(o, 1);
-        while (evbuffer_get_length(o) > 0)
-            if (evbuffer_write(o, fd) <= 0)
-                break;
-        evbuffer_freeze(o, 1);
-    }
+    if (plain)
+        sock_write_now(bev);
     size_t len = evbuffer_get_length(o);
     if (!plain && len > 0 && len <= 16384)
         evbuffer_pullup(o, -1); /* TLS: one record and one write, not one per chain */
@@ -240,10 +247,7 @@ static void sock_read_cb(evutil_socket_t fd, short what, void *arg)
                               BEV_EVENT_READING | (err == -1 ? BEV_EVENT_EOF : BEV_EVENT_ERROR), 0);
 }
 
-/* Puts sock_read_cb in a socket bufferevent's read event. Call it before
- * reading is first enabled and after any bufferevent_setfd (which
- * bufferevent_socket_connect does). */
-static void sock_own_reads(struct bufferevent *bev)
+void sock_own_reads(struct bufferevent *bev)
 {
     event_del(&bev->ev_read);
     event_assign(&bev->ev_read, bufferevent_get_base(bev), bufferevent_getfd(bev),

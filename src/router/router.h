@@ -137,6 +137,19 @@ void tls_read_pending(struct bufferevent *bev);
 /* Builds the SSL_CTX of every route with a certificate. */
 int tls_table_prepare(struct router *r, struct route_table *t, struct err **err);
 
+/* proxy.c: makes a plain socket bufferevent read with one readv per wakeup
+ * (up to its max single read, below its read high-water mark) instead of
+ * libevent's ioctl(FIONREAD) and 4 KiB read. Call it before reading is
+ * first enabled and after any bufferevent_setfd (which
+ * bufferevent_socket_connect does). */
+void sock_own_reads(struct bufferevent *bev);
+/* proxy.c: writes a plain, connected socket bufferevent's output now, as
+ * much as the socket takes, instead of in a later loop turn after epoll
+ * reports it writable. What is left stays queued; the caller keeps EV_WRITE
+ * enabled while output is queued and disables it once it is empty (else
+ * the next write costs an epoll round again). */
+void sock_write_now(struct bufferevent *bev);
+
 /* tcp.c: listens for the table's TCP routes (adds, keeps, closes). */
 void tcp_routes_sync(struct router *r);
 void tcp_routes_free(struct router *r);

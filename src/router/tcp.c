@@ -2,8 +2,11 @@
  * tcp: TCP routes. One listener per route port (on opts.tcp_host); each
  * connection goes to the next backend of the route (round robin, the next
  * one when a connect fails) and bytes are pumped both ways with the same
- * backpressure as HTTP bodies. A listener whose route went away closes;
- * its connections live on until either side closes.
+ * backpressure as HTTP bodies. Both sockets read and write as HTTP
+ * connections do (proxy.c): one readv of up to 256 KiB per wakeup
+ * (sock_own_reads) and a write in the same turn (sock_write_now), with
+ * EV_WRITE on only while bytes wait. A listener whose route went away
+ * closes; its connections live on until either side closes.
  */
 #include <errno.h>
 #include <event2/buffer.h>
@@ -60,10 +63,21 @@ static void tconn_free(struct tcp_conn *t)
     free(t);
 }
 
-static void tpump(struct bufferevent *from, struct bufferevent *to)
+/* Moves from's input to to's output and writes it at once when to is
+ * connected (a backend still connecting gets it from libevent when the
+ * connect completes). EV_WRITE is on only while bytes wait. */
+static void tpump(struct tcp_conn *t, struct bufferevent *from, struct bufferevent *to)
 {
-    evbuffer_add_buffer(bufferevent_get_output(to), bufferevent_get_input(from));
-    if (evbuffer_get_length(bufferevent_get_output(to)) >= TCP_HIGH_WATER)
+    struct evbuffer *o = bufferevent_get_output(to);
+    evbuffer_add_buffer(o, bufferevent_get_input(from));
+    if (to != t->b || t->connected) {
+        sock_write_now(to);
+        if (evbuffer_get_length(o))
+            bufferevent_enable(to, EV_WRITE);
+        else
+            bufferevent_disable(to, EV_WRITE);
+    }
+    if (evbuffer_get_length(o) >= TCP_HIGH_WATER)
         bufferevent_disable(from, EV_READ);
 }
 
@@ -71,9 +85,9 @@ static void t_read(struct bufferevent *bev, void *arg)
 {
     struct tcp_conn *t = arg;
     if (bev == t->a)
-        tpump(t->a, t->b);
+        tpump(t, t->a, t->b);
     else
-        tpump(t->b, t->a);
+        tpump(t, t->b, t->a);
 }
 
 static void t_write(struct bufferevent *bev, void *arg)
@@ -87,8 +101,12 @@ static void t_write(struct bufferevent *bev, void *arg)
             tconn_free(t);
         return;
     }
-    if (!other_eof && (bev != t->b || t->connected))
-        bufferevent_enable(other, EV_READ);
+    if (bev != t->b || t->connected) {
+        if (!other_eof)
+            bufferevent_enable(other, EV_READ);
+        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+            bufferevent_disable(bev, EV_WRITE); /* the next write is direct */
+    }
 }
 
 static bool t_connect(struct tcp_conn *t);
@@ -118,7 +136,7 @@ static void t_event(struct bufferevent *bev, short what, void *arg)
             t->a_eof = true;
         else
             t->b_eof = true;
-        tpump(bev, other);
+        tpump(t, bev, other);
         bufferevent_disable(bev, EV_READ);
         bufferevent_enable(other, EV_WRITE);
         if (evbuffer_get_length(bufferevent_get_output(other)) == 0) {
@@ -153,9 +171,12 @@ static bool t_connect(struct tcp_conn *t)
     t->b = bufferevent_socket_new(t->r->base, fd, BEV_OPT_CLOSE_ON_FREE);
     bufferevent_setcb(t->b, t_read, t_write, t_event, t);
     bufferevent_setwatermark(t->b, EV_WRITE, TCP_HIGH_WATER / 4, 0);
+    bufferevent_set_max_single_read(t->b, TCP_HIGH_WATER);
+    bufferevent_set_max_single_write(t->b, TCP_HIGH_WATER);
     t->r->m->upstream_connects++;
     if (bufferevent_socket_connect(t->b, (struct sockaddr *)&b->sa, (int)b->salen) < 0)
         bufferevent_trigger_event(t->b, BEV_EVENT_ERROR, BEV_TRIG_DEFER_CALLBACKS);
+    sock_own_reads(t->b);
     bufferevent_enable(t->b, EV_READ | EV_WRITE);
     return true;
 }
@@ -187,6 +208,9 @@ static void t_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockad
     t->a = bufferevent_socket_new(r->base, fd, BEV_OPT_CLOSE_ON_FREE);
     bufferevent_setcb(t->a, t_read, t_write, t_event, t);
     bufferevent_setwatermark(t->a, EV_WRITE, TCP_HIGH_WATER / 4, 0);
+    bufferevent_set_max_single_read(t->a, TCP_HIGH_WATER);
+    bufferevent_set_max_single_write(t->a, TCP_HIGH_WATER);
+    sock_own_reads(t->a);
     bufferevent_enable(t->a, EV_WRITE);
     t->next = r->tcp_conns;
     if (t->next)
