@@ -11,8 +11,11 @@ round, 2 s pause between runs; also reports per-round ratios (router/peer).
 Reports medians of req/s and p99, ratios to nginx and HAProxy, and the
 proxy's own CPU microseconds per request from /proc/PID/stat.
 
+Workloads (e) and (f) go through a TCP route (the router's `tcp` route, nginx's
+stream module, HAProxy's `mode tcp`): the proxy only relays bytes.
+
 Environment: DURATION (s, default 10), REPEATS (default 3), WORKLOADS
-(comma list of a,b,c,d; default all), ROUTER (path of flynn-router).
+(comma list of a,b,c,d,e,f; default all), ROUTER (path of flynn-router).
 Everything listens on 127.0.0.1 only.
 """
 import os
@@ -30,11 +33,13 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 ROUTER = os.environ.get("ROUTER", os.path.join(ROOT, "build", "bin", "flynn-router"))
 DURATION = int(os.environ.get("DURATION", "10"))
 REPEATS = int(os.environ.get("REPEATS", "3"))
-WORKLOADS = os.environ.get("WORKLOADS", "a,b,c,d").split(",")
+WORKLOADS = os.environ.get("WORKLOADS", "a,b,c,d,e,f").split(",")
 TICK = os.sysconf("SC_CLK_TCK")
 
 PORTS = {"direct": 9001, "nginx": 9080, "haproxy": 9081, "flynn-router": 9082}
 TLS_PORTS = {"direct": 9441, "nginx": 9443, "haproxy": 9444, "flynn-router": 9445}
+TCP_PORTS = {"direct": 9001, "nginx": 9090, "haproxy": 9091, "flynn-router": 9092}
+STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"
 TARGETS = ["direct", "flynn-router", "nginx", "haproxy"]
 
 
@@ -78,6 +83,7 @@ http {
 }
 """ % {"d": d})
     write(d + "/nginx/nginx.conf", """
+load_module %(stream)s;
 daemon off;
 worker_processes 2;
 pid %(d)s/nginx/nginx.pid;
@@ -105,7 +111,14 @@ http {
         }
     }
 }
-""" % {"d": d})
+stream {
+    upstream tcpbackend { server 127.0.0.1:9001; }
+    server {
+        listen 127.0.0.1:9090 backlog=4096;
+        proxy_pass tcpbackend;
+    }
+}
+""" % {"d": d, "stream": STREAM_MODULE})
     write(d + "/haproxy/haproxy.cfg", """
 global
     nbthread 2
@@ -125,9 +138,15 @@ frontend fe
     default_backend be
 backend be
     server s1 127.0.0.1:9001 maxconn 1000
+listen tcpfe
+    mode tcp
+    bind 127.0.0.1:9091
+    server s1 127.0.0.1:9001
 """ % {"d": d})
     write(d + "/router/routes.json",
           '[{"type":"http","id":"bench","domain":"127.0.0.1","path":"/","service":"bench",'
+          '"backends":["127.0.0.1:9001"]},'
+          '{"type":"tcp","id":"benchtcp","port":9092,"service":"benchtcp",'
           '"backends":["127.0.0.1:9001"]}]')
 
 
@@ -143,8 +162,8 @@ def start_all(d):
     procs["flynn-router"] = subprocess.Popen(
         [ROUTER, "--http-listen", "127.0.0.1:9082", "--https-listen", "127.0.0.1:9445",
          "--cert", d + "/cert.pem", "--key", d + "/key.pem", "--routes-file",
-         d + "/router/routes.json", "--access-log", "off", "--log-level", "warn", "--workers",
-         os.environ.get("ROUTER_WORKERS", "2")],
+         d + "/router/routes.json", "--tcp-range", "9092-9092", "--access-log", "off",
+         "--log-level", "warn", "--workers", os.environ.get("ROUTER_WORKERS", "2")],
         stdout=log, stderr=log)
     time.sleep(1.5)
     for name, p in procs.items():
@@ -213,6 +232,8 @@ WORKLOAD_DEF = {
     "b": ("(b) GET /1m keep-alive", "http", "/1m", []),
     "c": ("(c) GET / Connection: close", "http", "/", ["-H", "Connection: close"]),
     "d": ("(d) HTTPS GET / keep-alive", "https", "/", []),
+    "e": ("(e) TCP route, GET / keep-alive", "tcp", "/", []),
+    "f": ("(f) TCP route, GET /1m keep-alive", "tcp", "/1m", []),
 }
 
 
@@ -221,6 +242,9 @@ def main():
         if not shutil.which(tool):
             sys.exit("missing %s: run bench/router/run.sh (installs Debian's nginx, haproxy, wrk)"
                      % tool)
+    if not os.path.exists(STREAM_MODULE):
+        sys.exit("missing %s: run bench/router/run.sh (installs libnginx-mod-stream)"
+                 % STREAM_MODULE)
     if not os.path.exists(ROUTER):
         sys.exit("missing %s: run make first" % ROUTER)
     d = tempfile.mkdtemp(prefix="router-bench-")
@@ -240,8 +264,9 @@ def main():
                 # the order rotates from round to round: a machine that speeds
                 # up or slows down during a round favours no target
                 for t in TARGETS[rep % len(TARGETS):] + TARGETS[:rep % len(TARGETS)]:
-                    port = (TLS_PORTS if scheme == "https" else PORTS)[t]
-                    url = "%s://127.0.0.1:%d%s" % (scheme, port, path)
+                    port = {"https": TLS_PORTS, "tcp": TCP_PORTS}.get(scheme, PORTS)[t]
+                    url = "%s://127.0.0.1:%d%s" % ("http" if scheme == "tcp" else scheme,
+                                                   port, path)
                     c0 = cpu_ticks(pids[t])
                     rps, p99, total, errs, non2xx = wrk(url, extra)
                     c1 = cpu_ticks(pids[t])

@@ -1,14 +1,16 @@
 #!/bin/sh
 # Router benchmark: flynn-router beside nginx and HAProxy (see README.md).
-# Installs Debian's nginx, haproxy and wrk when missing (never anything else),
+# Installs Debian's nginx (and its stream module), haproxy and wrk when missing (never anything else),
 # builds flynn-router when missing, then runs run.py. Not part of `make test`.
-#   DURATION=10 REPEATS=3 WORKLOADS=a,b,c,d bench/router/run.sh
+#   DURATION=10 REPEATS=3 WORKLOADS=a,b,c,d,e,f bench/router/run.sh
 set -eu
 cd "$(dirname "$0")/../.."
 missing=""
 for p in nginx haproxy wrk openssl; do
     command -v "$p" >/dev/null 2>&1 || missing="$missing $p"
 done
+# nginx's stream module (TCP proxying, workloads e and f) is its own package
+[ -f /usr/lib/nginx/modules/ngx_stream_module.so ] || missing="$missing libnginx-mod-stream"
 if [ -n "$missing" ]; then
     if [ "$(id -u)" != 0 ]; then
         echo "bench: missing:$missing; run as root or: sudo apt-get install$missing" >&2

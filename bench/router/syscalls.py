@@ -19,7 +19,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run  # noqa: E402
 
-PATHS = {"a": "/", "b": "/1m", "c": "/", "d": "/"}
+PATHS = {"a": "/", "b": "/1m", "c": "/", "d": "/", "e": "/", "f": "/1m"}
 
 
 def main():
@@ -34,7 +34,8 @@ def main():
         for w in workloads:
             for t in targets:
                 tls = w == "d"
-                port = (run.TLS_PORTS if tls else run.PORTS)[t]
+                tcp = w in ("e", "f")
+                port = (run.TLS_PORTS if tls else run.TCP_PORTS if tcp else run.PORTS)[t]
                 url = "%s://127.0.0.1:%d%s" % ("https" if tls else "http", port, PATHS[w])
                 extra = ["-H", "Connection: close"] if w == "c" else []
                 subprocess.run(["wrk", "-t2", "-c64", "-d2s"] + extra + [url], capture_output=True)
