@@ -31,6 +31,7 @@ class TestFuzz(TestCase):
                             "-fsanitize=fuzzer,address,undefined", "-fno-omit-frame-pointer",
                             "-I" + os.path.join(ROOT, "src", "lib"), "-o", exe,
                             os.path.join(src, "main_fuzz.c"), os.path.join(src, "h1.c"),
+                            os.path.join(ROOT, "src", "lib", "h1body.c"),
                             "-lhttp_parser"], capture_output=True, text=True, timeout=300)
         if r.returncode != 0:
             if "fuzzer" in r.stderr and ("cannot find" in r.stderr or "No such file" in r.stderr):

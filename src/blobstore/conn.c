@@ -81,7 +81,7 @@ struct conn {
     struct timespec t0;
 
     /* PUT */
-    struct req_body body;
+    struct h1body body;
     struct disk_put put;
     int body_status; /* why the sink refused data */
     char *body_msg;
@@ -369,13 +369,13 @@ static void body_check(struct conn *c)
     if (c->state != C_BODY)
         return;
     switch (c->body.state) {
-    case REQB_DONE: put_finish(c); break;
-    case REQB_FAILED:
+    case H1B_DONE: put_finish(c); break;
+    case H1B_FAILED:
         leave_body(c);
         disk_put_abort(&c->bs->disk, &c->put);
         refuse(c, true, 400, "bad_request", "bad chunked body framing; nothing stored");
         break;
-    case REQB_ABORTED:
+    case H1B_ABORTED:
         leave_body(c);
         disk_put_abort(&c->bs->disk, &c->put);
         refuse(c, true, c->body_status, status_code(c->body_status), c->body_msg);
@@ -392,7 +392,7 @@ static void feed_input(struct conn *c)
         struct evbuffer_iovec v;
         if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
             break;
-        size_t used = req_body_feed(&c->body, v.iov_base, v.iov_len, put_sink, c);
+        size_t used = h1body_feed(&c->body, v.iov_base, v.iov_len, put_sink, c);
         evbuffer_drain(in, used);
         body_check(c);
     }
@@ -425,7 +425,7 @@ static void on_body_read(evutil_socket_t fd, short what, void *arg)
         }
         if (c->state == C_LINGER)
             continue;
-        size_t used = req_body_feed(&c->body, bs->iobuf, (size_t)n, put_sink, c);
+        size_t used = h1body_feed(&c->body, bs->iobuf, (size_t)n, put_sink, c);
         body_check(c);
         /* the rest is the next request (or dropped when closing) */
         if (c->state == C_HEAD && used < (size_t)n)

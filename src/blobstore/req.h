@@ -2,18 +2,19 @@
  * req: HTTP/1.x request heads and request body framing for the blob store.
  *
  * Heads are parsed by Debian's http-parser (libhttp-parser) once the whole
- * head is in one contiguous buffer; bodies are decoded by a strict decoder
- * of our own (Debian builds http-parser non-strict, which would take bad
- * chunk framing for data). Nothing but the head is ever held in memory: the
- * caller feeds body bytes as they arrive and gets the payload bytes back
- * through a callback, without the chunk framing.
+ * head is in one contiguous buffer; bodies are decoded by the strict decoder
+ * of src/lib/h1body.h, shared with the router (Debian builds http-parser
+ * non-strict, which would take bad chunk framing for data). Nothing but
+ * the head is ever held in memory: the caller feeds body bytes as they
+ * arrive and gets the payload bytes back through a callback, without the
+ * chunk framing.
  *
  * Use:
  *   n = req_head_end(buf, len, from);  0: need more, >0: head length
  *   st = req_head_parse(buf, n, &head); 0, or the status to answer with;
  *                                       head's slices point into buf
  *   req_body_init(&b, &head);
- *   used = req_body_feed(&b, data, len, sink, arg);  until req_body_done
+ *   used = h1body_feed(&b, data, len, sink, arg);  until b.state == H1B_DONE
  *
  * Rejected heads (status): malformed request line or header line, header
  * names that are not tokens, control characters in values, obs-fold,
@@ -23,9 +24,7 @@
  * know (405); more than REQ_MAX_HEADERS fields (431); Transfer-Encoding
  * other than "chunked" (501); HTTP major version other than 1 (505).
  *
- * Chunked bodies: a chunk size is 1..15 hex digits, an optional ";ext"
- * without control characters, CRLF; chunk data is followed by CRLF;
- * trailers are header-like lines, 64 KiB at most, and are ignored.
+ * Chunked bodies: as h1body.h says; trailers are ignored.
  */
 #ifndef BLOBSTORE_REQ_H
 #define BLOBSTORE_REQ_H
@@ -33,6 +32,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "h1body.h"
 
 #define REQ_MAX_HEADERS 100
 
@@ -80,42 +81,9 @@ const struct req_header *req_head_find(const struct req_head *h, const char *nam
 /* Case-insensitive compare of a slice with a NUL-terminated string. */
 bool req_slice_eq(struct req_slice s, const char *lit);
 
-enum req_body_state {
-    REQB_DONE,
-    REQB_LENGTH,
-    REQB_SIZE,
-    REQB_EXT,
-    REQB_SIZE_LF,
-    REQB_DATA,
-    REQB_DATA_CR,
-    REQB_DATA_LF,
-    REQB_TRAILER_START,
-    REQB_TRAILER,
-    REQB_TRAILER_LF,
-    REQB_END_LF,
-    REQB_FAILED,  /* bad chunk framing */
-    REQB_ABORTED, /* the sink refused data */
-};
-
-struct req_body {
-    enum req_body_state state;
-    uint64_t remaining; /* REQB_LENGTH and REQB_DATA */
-    int digits;         /* hex digits of the current chunk size */
-    size_t trailer_bytes;
-};
-
-/* Receives payload bytes; returns 0 to go on, -1 to stop (the body then
- * ends in REQB_ABORTED). */
-typedef int (*req_data_cb)(void *arg, const char *p, size_t n);
-
-void req_body_init(struct req_body *b, const struct req_head *h);
-/* Feeds body bytes; hands the payload to sink and returns how many bytes
- * of data belong to this body (the rest is the next request). */
-size_t req_body_feed(struct req_body *b, const char *data, size_t len, req_data_cb sink, void *arg);
-static inline bool req_body_done(const struct req_body *b)
-{
-    return b->state == REQB_DONE;
-}
+/* Starts the body decoder (src/lib/h1body) for the request head h: chunked,
+ * Content-Length, or none. Feed it with h1body_feed. */
+void req_body_init(struct h1body *b, const struct req_head *h);
 
 enum req_range {
     REQ_RANGE_NONE,          /* absent, invalid or several ranges: send all */

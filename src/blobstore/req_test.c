@@ -33,11 +33,11 @@ static int collect(void *arg, const char *p, size_t n)
 }
 
 /* Feeds body one byte at a time; returns bytes used, payload in s. */
-static size_t feed_bytes(struct req_body *b, const char *data, struct sink *s)
+static size_t feed_bytes(struct h1body *b, const char *data, struct sink *s)
 {
     size_t used = 0, n = strlen(data);
     for (size_t i = 0; i < n; i++) {
-        size_t u = req_body_feed(b, data + i, 1, collect, s);
+        size_t u = h1body_feed(b, data + i, 1, collect, s);
         used += u;
         if (u == 0)
             break;
@@ -45,13 +45,13 @@ static size_t feed_bytes(struct req_body *b, const char *data, struct sink *s)
     return used;
 }
 
-static void chunked(const char *name, const char *body, const char *want, enum req_body_state end)
+static void chunked(const char *name, const char *body, const char *want, enum h1body_state end)
 {
     struct req_head h = {.flags = REQ_CHUNKED | REQ_HAS_BODY};
-    struct req_body b;
+    struct h1body b;
     struct sink s = {.limit = sizeof(s.buf)};
     req_body_init(&b, &h);
-    req_body_feed(&b, body, strlen(body), collect, &s);
+    h1body_feed(&b, body, strlen(body), collect, &s);
     ok(b.state == end, "chunked %s: ends in state %d (got %d)", name, end, b.state);
     if (want) {
         s.buf[s.n] = '\0';
@@ -144,37 +144,37 @@ int main(void)
     /* bodies */
     {
         struct req_head lh = {.flags = REQ_HAS_LENGTH | REQ_HAS_BODY, .length = 5};
-        struct req_body b;
+        struct h1body b;
         struct sink s = {.limit = sizeof(s.buf)};
         req_body_init(&b, &lh);
-        size_t used = req_body_feed(&b, "helloGET /", 10, collect, &s);
-        ok(used == 5 && req_body_done(&b) && s.n == 5, "length body stops at its end");
+        size_t used = h1body_feed(&b, "helloGET /", 10, collect, &s);
+        ok(used == 5 && (b.state == H1B_DONE) && s.n == 5, "length body stops at its end");
         struct req_head zero = {.flags = REQ_HAS_LENGTH};
         req_body_init(&b, &zero);
-        ok(req_body_done(&b), "empty body is done at once");
+        ok((b.state == H1B_DONE), "empty body is done at once");
         struct sink small = {.limit = 3};
         req_body_init(&b, &lh);
-        req_body_feed(&b, "hello", 5, collect, &small);
-        ok(b.state == REQB_ABORTED, "sink refusal aborts");
+        h1body_feed(&b, "hello", 5, collect, &small);
+        ok(b.state == H1B_ABORTED, "sink refusal aborts");
     }
-    chunked("one chunk", "5\r\nhello\r\n0\r\n\r\n", "hello", REQB_DONE);
-    chunked("two chunks", "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", "hello world", REQB_DONE);
-    chunked("extension", "5;ext=1\r\nhello\r\n0\r\n\r\n", "hello", REQB_DONE);
-    chunked("trailer", "A\r\n0123456789\r\n0\r\nX-Trailer: 1\r\n\r\n", "0123456789", REQB_DONE);
-    chunked("bad data CRLF", "5\r\nhelloXX0\r\n\r\n", NULL, REQB_FAILED);
-    chunked("bad size", "zz\r\nhello\r\n0\r\n\r\n", NULL, REQB_FAILED);
-    chunked("space before size", " 5\r\nhello\r\n0\r\n\r\n", NULL, REQB_FAILED);
-    chunked("space after size", "5 \r\nhello\r\n0\r\n\r\n", NULL, REQB_FAILED);
-    chunked("bare LF", "5\nhello\r\n0\r\n\r\n", NULL, REQB_FAILED);
-    chunked("size overflow", "1000000000000000\r\n", NULL, REQB_FAILED);
-    chunked("unfinished", "5\r\nhel", "hel", REQB_DATA);
+    chunked("one chunk", "5\r\nhello\r\n0\r\n\r\n", "hello", H1B_DONE);
+    chunked("two chunks", "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", "hello world", H1B_DONE);
+    chunked("extension", "5;ext=1\r\nhello\r\n0\r\n\r\n", "hello", H1B_DONE);
+    chunked("trailer", "A\r\n0123456789\r\n0\r\nX-Trailer: 1\r\n\r\n", "0123456789", H1B_DONE);
+    chunked("bad data CRLF", "5\r\nhelloXX0\r\n\r\n", NULL, H1B_FAILED);
+    chunked("bad size", "zz\r\nhello\r\n0\r\n\r\n", NULL, H1B_FAILED);
+    chunked("space before size", " 5\r\nhello\r\n0\r\n\r\n", NULL, H1B_FAILED);
+    chunked("space after size", "5 \r\nhello\r\n0\r\n\r\n", NULL, H1B_FAILED);
+    chunked("bare LF", "5\nhello\r\n0\r\n\r\n", NULL, H1B_FAILED);
+    chunked("size overflow", "1000000000000000\r\n", NULL, H1B_FAILED);
+    chunked("unfinished", "5\r\nhel", "hel", H1B_DATA);
     {
         struct req_head ch = {.flags = REQ_CHUNKED | REQ_HAS_BODY};
-        struct req_body b;
+        struct h1body b;
         struct sink s = {.limit = sizeof(s.buf)};
         req_body_init(&b, &ch);
         const char *two = "3\r\nabc\r\n0\r\n\r\nGET / HTTP/1.1\r\n";
-        size_t used = req_body_feed(&b, two, strlen(two), collect, &s);
+        size_t used = h1body_feed(&b, two, strlen(two), collect, &s);
         is_int(used, 13, "chunked body stops at its end");
     }
 

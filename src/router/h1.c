@@ -280,18 +280,15 @@ int h1_msg_head(struct h1_msg *m, const char *buf, size_t len, struct h1_head *h
     }
     if (!m->head_done || n != len)
         return fail(m, 400, "malformed head");
-    if (!(head->flags & H1_HAS_BODY)) {
-        m->bstate = H1B_DONE;
-        m->done = true;
-    } else if (head->flags & H1_CHUNKED) {
-        m->bstate = H1B_SIZE;
-    } else if (head->flags & H1_BODY_TO_EOF) {
-        m->bstate = H1B_EOF;
-    } else {
-        m->bstate = H1B_LENGTH;
-        m->remaining = head->length;
-    }
-    m->done = m->bstate == H1B_DONE;
+    if (!(head->flags & H1_HAS_BODY))
+        h1body_init_length(&m->body, 0);
+    else if (head->flags & H1_CHUNKED)
+        h1body_init_chunked(&m->body);
+    else if (head->flags & H1_BODY_TO_EOF)
+        h1body_init_eof(&m->body);
+    else
+        h1body_init_length(&m->body, head->length);
+    m->done = m->body.state == H1B_DONE;
     if (m->p.type == HTTP_RESPONSE) {
         for (size_t i = 0; i < head->nheaders; i++)
             for (size_t k = 0; k < head->headers[i].name.n; k++)
@@ -306,16 +303,6 @@ int h1_msg_head(struct h1_msg *m, const char *buf, size_t len, struct h1_head *h
     return 0;
 }
 
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c |= 0x20;
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
 /* The strict body decoder: returns bytes of data[0..len) that belong to
  * the message; sets H1B_DONE at its end or H1B_FAILED on bad framing. */
 size_t h1_msg_body(struct h1_msg *m, const char *data, size_t len)
@@ -323,117 +310,15 @@ size_t h1_msg_body(struct h1_msg *m, const char *data, size_t len)
     return h1_msg_body_data(m, data, len, NULL, NULL);
 }
 
-size_t h1_msg_body_data(struct h1_msg *m, const char *data, size_t len, h1_data_cb sink,
-                        void *arg)
+size_t h1_msg_body_data(struct h1_msg *m, const char *data, size_t len, h1body_sink sink, void *arg)
 {
-    const unsigned char *p = (const unsigned char *)data, *end = p + len;
-    if (len == 0 && m->bstate == H1B_EOF) {
-        m->bstate = H1B_DONE;
+    size_t used = h1body_feed(&m->body, data, len, sink, arg);
+    if (m->body.state == H1B_DONE)
         m->done = true;
-        return 0;
-    }
-    while (p < end) {
-        switch (m->bstate) {
-        case H1B_DONE:
-        case H1B_FAILED:
-            goto out;
-        case H1B_EOF:
-            if (sink)
-                sink(arg, (const char *)p, (size_t)(end - p));
-            p = end;
-            break;
-        case H1B_LENGTH:
-        case H1B_DATA: {
-            uint64_t take = (uint64_t)(end - p) < m->remaining ? (uint64_t)(end - p) : m->remaining;
-            if (sink)
-                sink(arg, (const char *)p, (size_t)take);
-            p += take;
-            m->remaining -= take;
-            if (m->remaining == 0)
-                m->bstate = m->bstate == H1B_LENGTH ? H1B_DONE : H1B_DATA_CR;
-            break;
-        }
-        case H1B_SIZE: {
-            int v = hexval(*p);
-            if (v >= 0) {
-                if (++m->digits > 15)
-                    goto fail;
-                m->remaining = m->remaining * 16 + (uint64_t)v;
-            } else if (m->digits == 0) {
-                goto fail;
-            } else if (*p == ';') {
-                m->bstate = H1B_EXT;
-            } else if (*p == '\r') {
-                m->bstate = H1B_SIZE_LF;
-            } else {
-                goto fail;
-            }
-            p++;
-            break;
-        }
-        case H1B_EXT:
-            if (*p == '\r')
-                m->bstate = H1B_SIZE_LF;
-            else if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
-                goto fail;
-            p++;
-            break;
-        case H1B_SIZE_LF:
-            if (*p++ != '\n')
-                goto fail;
-            m->bstate = m->remaining ? H1B_DATA : H1B_TRAILER_START;
-            break;
-        case H1B_DATA_CR:
-            if (*p++ != '\r')
-                goto fail;
-            m->bstate = H1B_DATA_LF;
-            break;
-        case H1B_DATA_LF:
-            if (*p++ != '\n')
-                goto fail;
-            m->bstate = H1B_SIZE;
-            m->digits = 0;
-            m->remaining = 0;
-            break;
-        case H1B_TRAILER_START:
-            if (*p == '\r') {
-                m->bstate = H1B_END_LF;
-                p++;
-                break;
-            }
-            m->bstate = H1B_TRAILER;
-            /* fall through */
-        case H1B_TRAILER:
-            if (++m->trailer_bytes > 65536)
-                goto fail;
-            if (*p == '\r')
-                m->bstate = H1B_TRAILER_LF;
-            else if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
-                goto fail;
-            p++;
-            break;
-        case H1B_TRAILER_LF:
-            if (*p++ != '\n')
-                goto fail;
-            m->bstate = H1B_TRAILER_START;
-            break;
-        case H1B_END_LF:
-            if (*p++ != '\n')
-                goto fail;
-            m->bstate = H1B_DONE;
-            break;
-        }
-    }
-out:
-    if (m->bstate == H1B_DONE)
-        m->done = true;
-    return (size_t)(p - (const unsigned char *)data);
-fail:
-    m->bstate = H1B_FAILED;
-    return (size_t)(p - (const unsigned char *)data);
+    return used;
 }
 
 bool h1_msg_failed(const struct h1_msg *m)
 {
-    return m->bstate == H1B_FAILED;
+    return m->body.state == H1B_FAILED || m->body.state == H1B_ABORTED;
 }

@@ -35,6 +35,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "h1body.h"
+
 #define H1_MAX_HEADERS 100
 
 enum h1_type { H1_REQUEST = HTTP_REQUEST, H1_RESPONSE = HTTP_RESPONSE };
@@ -69,30 +71,10 @@ struct h1_head {
     struct h1_header headers[H1_MAX_HEADERS];
 };
 
-enum h1_body_state {
-    H1B_DONE,
-    H1B_LENGTH,
-    H1B_EOF,
-    H1B_SIZE,
-    H1B_EXT,
-    H1B_SIZE_LF,
-    H1B_DATA,
-    H1B_DATA_CR,
-    H1B_DATA_LF,
-    H1B_TRAILER_START,
-    H1B_TRAILER,
-    H1B_TRAILER_LF,
-    H1B_END_LF,
-    H1B_FAILED
-};
-
 struct h1_msg {
     http_parser p;
     bool head_done, done, skip_body;
-    enum h1_body_state bstate; /* body framing: our own strict decoder */
-    uint64_t remaining;        /* LENGTH and DATA */
-    int digits;                /* hex digits of the current chunk size */
-    size_t trailer_bytes;
+    struct h1body body; /* body framing: our own strict decoder (src/lib/h1body) */
     int error_status; /* status to answer a bad head with (400, 431) */
     const char *error; /* static text */
     struct h1_head *head; /* during h1_msg_head only */
@@ -121,8 +103,7 @@ int h1_msg_head(struct h1_msg *m, const char *buf, size_t len, struct h1_head *h
  * h1_msg_failed). len 0 signals EOF (ends a BODY_TO_EOF body). */
 size_t h1_msg_body(struct h1_msg *m, const char *data, size_t len);
 /* Same, and hands the payload bytes (without chunk framing) to sink. */
-typedef void (*h1_data_cb)(void *arg, const char *p, size_t n);
-size_t h1_msg_body_data(struct h1_msg *m, const char *data, size_t len, h1_data_cb sink,
+size_t h1_msg_body_data(struct h1_msg *m, const char *data, size_t len, h1body_sink sink,
                         void *arg);
 static inline bool h1_msg_done(const struct h1_msg *m) { return m->done; }
 bool h1_msg_failed(const struct h1_msg *m);

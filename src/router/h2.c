@@ -120,10 +120,11 @@ static ssize_t data_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t le
     return n;
 }
 
-static void body_sink(void *arg, const char *p, size_t n)
+static int body_sink(void *arg, const char *p, size_t n)
 {
     struct h2_stream *st = arg;
     evbuffer_add(st->out, p, n);
+    return 0;
 }
 
 static void submit_head(struct h2_stream *st, const char *buf, size_t n)
