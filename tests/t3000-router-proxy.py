@@ -213,12 +213,19 @@ class TestBodies(RouterTestCase):
         time.sleep(1.0)  # the backend writes as fast as it can meanwhile
         rss1 = self.rss_kb()
         got = 0
+        tail = b""  # the end may arrive split across two reads
         while True:
-            d = s.recv(1 << 20)
+            try:
+                d = s.recv(1 << 20)
+            except socket.timeout:
+                self.fail("stalled after %d of about %d bytes; last bytes %r; router metrics %s;"
+                          " router log ends:\n%s" % (got, n, tail, self.metrics(),
+                                                     self.router.read_log()[-3000:]))
             if not d:
                 break
             got += len(d)
-            if d.endswith(b"0\r\nX-Trailer: done\r\n\r\n"):
+            tail = (tail + d)[-64:]
+            if tail.endswith(b"\r\n0\r\nX-Trailer: done\r\n\r\n"):
                 break
         s.close()
         self.assertGreater(got, n)
