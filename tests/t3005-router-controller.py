@@ -25,6 +25,13 @@ WEB = {"args": ["/usr/bin/python3", "-c",
        "ports": [{"port": 8080, "proto": "tcp"}]}
 
 
+def parse_time(t):
+    """Seconds of an RFC 3339 UTC time as the controller writes them."""
+    import calendar
+    base, _, frac = t.rstrip("Z").partition(".")
+    return calendar.timegm(time.strptime(base, "%Y-%m-%dT%H:%M:%S")) + float("0." + (frac or "0"))
+
+
 class RouterControllerTest(TestCase):
     def setUp(self):
         super().setUp()
@@ -34,9 +41,9 @@ class RouterControllerTest(TestCase):
         self.hostd = Daemon("flynn-host", hargs, self.dir)
         self.host = HostClient(self.hostd.url)
         self.cleanups_first.append(self.stop_host)
-        self.ctl = self.start("flynn-controller", [
-            "--listen", "127.0.0.1:0", "--data-dir", os.path.join(self.dir, "data"),
-            "--key", KEY, "--domain", "feed.test", "--host", self.hostd.url])
+        self.ctl_args = ["--listen", "127.0.0.1:0", "--data-dir", os.path.join(self.dir, "data"),
+                         "--key", KEY, "--domain", "feed.test", "--host", self.hostd.url]
+        self.ctl = self.start("flynn-controller", self.ctl_args)
         keyfile = os.path.join(self.dir, "key")
         with open(keyfile, "w") as f:
             f.write(KEY + "\n")
@@ -116,6 +123,64 @@ class RouterControllerTest(TestCase):
                  {"app": app["id"], "release": rel["id"], "processes": {"web": 0}})
         wait_for(lambda: self.get("feedapp.feed.test")[0] == 503, timeout=30,
                  what="backends gone after scale down")
+
+    def test_leader_route_goes_to_the_job_up_longest(self):
+        app, rel = self.deploy_app("lead", count=1)
+        wait_for(lambda: self.get("lead.feed.test")[0] == 200, timeout=30, what="first job up")
+        first = self.get("lead.feed.test")[1].split()[1]
+        self.api("POST", "/apps/%s/routes" % app["id"],
+                 {"type": "http", "domain": "leader.example.org", "service": "lead-web",
+                  "leader": True})
+        self.api("PUT", "/apps/%s/formations/%s" % (app["id"], rel["id"]),
+                 {"app": app["id"], "release": rel["id"], "processes": {"web": 3}})
+        wait_for(lambda: len({self.get("lead.feed.test")[1] for _ in range(12)}) == 3,
+                 timeout=30, what="three jobs serving the plain route")
+
+        def leaders():
+            return {self.get("leader.example.org")[1].split()[1] for _ in range(12)}
+
+        self.assertEqual(leaders(), {first}, "the leader route goes to the job up longest alone")
+
+        def up_jobs():
+            return [j for j in self.api("GET", "/apps/%s/jobs" % app["id"])
+                    if j.get("state") == "up" and j.get("type") == "web"]
+
+        others = [j for j in up_jobs() if j["id"] != first and not first.endswith(j["uuid"])]
+        self.assertEqual(len(others), 2, up_jobs())
+        # the record of an up job was last written when it came up
+        expected = min(others, key=lambda j: (parse_time(j["updated_at"]), j["uuid"]))
+        r = request("DELETE", self.ctl.url + "/apps/%s/jobs/%s" % (app["id"], first), headers=A)
+        self.assertEqual(r.status, 200, r)
+        wait_for(lambda: first not in leaders(), timeout=30, what="a new leader")
+        self.assertEqual(leaders(), {expected["id"]},
+                         "the next job up longest leads, not the replacement")
+        # a leader TCP route follows the same leader
+        t = self.api("POST", "/apps/%s/routes" % app["id"],
+                     {"type": "tcp", "service": "lead-web", "leader": True})
+        port = t["port"]
+
+        def tcp_get():
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                c.request("GET", "/")
+                return c.getresponse().read().decode().split()[1]
+            except OSError:
+                return None
+
+        wait_for(lambda: tcp_get() is not None, timeout=5, what="the TCP route listening")
+        self.assertEqual({tcp_get() for _ in range(8)}, {expected["id"]})
+
+        # a restarted controller names the same leader (jobs keep their age)
+        def lead_backends():
+            table = self.api("GET", "/router/table")
+            return [x["backends"] for x in table["routes"] if x.get("domain") == "lead.feed.test"][0]
+
+        wait_for(lambda: len(lead_backends()) == 3, timeout=30, what="the replacement up")
+        before = lead_backends()
+        self.ctl.stop()
+        self.ctl = self.start("flynn-controller", self.ctl_args)
+        wait_for(lambda: len(lead_backends()) == 3, timeout=30, what="jobs up again after the restart")
+        self.assertEqual(lead_backends(), before, "same order, same leader, after a restart")
 
     def test_deploy_drains_without_failed_requests(self):
         app, rel = self.deploy_app("drain", count=2)

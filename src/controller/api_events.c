@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "api.h"
+#include "ids.h"
 #include "log.h"
 #include "store.h"
 #include "strbuf.h"
@@ -306,22 +307,9 @@ void api_event_get(struct httpd_req *r, void *arg)
     json_decref(l);
 }
 
-/* Seconds since the epoch of an RFC 3339 time (fraction kept); -1 if bad. */
-static double parse_time(const char *t)
-{
-    struct tm tm = {0};
-    const char *rest = t ? strptime(t, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
-    if (!rest)
-        return -1;
-    double v = (double)timegm(&tm);
-    if (*rest == '.')
-        v += strtod(rest, NULL);
-    return v;
-}
-
 void events_formations_stream(struct httpd_req *r, struct controller *c, const char *since)
 {
-    double t0 = parse_time(since);
+    double t0 = time_parse_rfc3339(since);
     if (t0 < 0)
         return api_error(r, 400, "validation_error", "since", "since must be an RFC 3339 time");
     struct err *e = NULL;
@@ -345,7 +333,7 @@ void events_formations_stream(struct httpd_req *r, struct controller *c, const c
     json_t *f;
     json_array_foreach(l, i, f)
     {
-        if (parse_time(jstr(f, "updated_at")) < t0)
+        if (time_parse_rfc3339(jstr(f, "updated_at")) < t0)
             continue;
         json_t *x = api_formation_expand(c, f);
         char *js = json_dumps(x, JSON_COMPACT);

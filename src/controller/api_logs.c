@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "api.h"
+#include "ids.h"
 #include "log.h"
 #include "scheduler.h"
 #include "store.h"
@@ -43,23 +44,10 @@ struct logpart {
     char *job_id, *host_id, *type;
 };
 
-/* Seconds since the epoch of an RFC 3339 UTC time, with its fraction. */
-static double ts_value(const char *t)
-{
-    struct tm tm = {0};
-    const char *rest = t ? strptime(t, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
-    if (!rest)
-        return 0;
-    double v = (double)timegm(&tm);
-    if (*rest == '.')
-        v += strtod(rest, NULL);
-    return v;
-}
-
 static int cmp_line(const void *a, const void *b)
 {
-    double x = ts_value(jstr(*(json_t *const *)a, "timestamp"));
-    double y = ts_value(jstr(*(json_t *const *)b, "timestamp"));
+    double x = time_parse_rfc3339(jstr(*(json_t *const *)a, "timestamp"));
+    double y = time_parse_rfc3339(jstr(*(json_t *const *)b, "timestamp"));
     return x < y ? -1 : x > y;
 }
 

@@ -362,7 +362,17 @@ static void job_is_up(struct sjob *j)
         return;
     j->st = JS_UP;
     j->up_us = now_us();
-    record(j->s, j->rec, "up");
+    const char *was = jstr(j->rec, "state");
+    double since = time_parse_rfc3339(jstr(j->rec, "updated_at"));
+    if (was && !strcmp(was, "up") && since > 0) {
+        /* up since before this controller started (its record says so and
+         * was last written then): it keeps its age, so the service's
+         * leader stays the same across controller restarts */
+        j->up_us = (long long)(since * 1e6);
+        api_router_changed(j->s->c);
+    } else {
+        record(j->s, j->rec, "up");
+    }
     scheduler_poke(j->s);
 }
 
@@ -1064,17 +1074,33 @@ int scheduler_stop_job(struct scheduler *s, const json_t *job, struct err **err)
     return 0;
 }
 
+/* Up longest first (ties: by UUID). */
+static int cmp_job_age(const void *a, const void *b)
+{
+    const struct sjob *x = *(struct sjob *const *)a, *y = *(struct sjob *const *)b;
+    if (x->up_us != y->up_us)
+        return x->up_us < y->up_us ? -1 : 1;
+    return strcmp(x->uuid, y->uuid);
+}
+
 json_t *scheduler_service_backends(struct scheduler *s)
 {
     json_t *m = json_object();
-    for (struct sjob *j = s ? s->jobs : NULL; j; j = j->next) {
-        if (j->st != JS_UP || !j->service || !j->ip || !j->port)
-            continue;
-        json_t *l = json_object_get(m, j->service);
+    size_t n = 0, k = 0;
+    for (struct sjob *j = s ? s->jobs : NULL; j; j = j->next)
+        n++;
+    struct sjob **up = xcalloc(n ? n : 1, sizeof(*up));
+    for (struct sjob *j = s ? s->jobs : NULL; j; j = j->next)
+        if (j->st == JS_UP && j->service && j->ip && j->port)
+            up[k++] = j;
+    qsort(up, k, sizeof(*up), cmp_job_age);
+    for (size_t i = 0; i < k; i++) {
+        json_t *l = json_object_get(m, up[i]->service);
         if (!l)
-            json_object_set_new(m, j->service, l = json_array());
-        json_array_append_new(l, json_sprintf("%s:%d", j->ip, j->port));
+            json_object_set_new(m, up[i]->service, l = json_array());
+        json_array_append_new(l, json_sprintf("%s:%d", up[i]->ip, up[i]->port));
     }
+    free(up);
     return m;
 }
 

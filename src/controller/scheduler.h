@@ -61,7 +61,10 @@ int scheduler_host_get(struct scheduler *s, const char *host_id, const char *pat
 /* Address of the host with that ID (borrowed); -1 when unknown. */
 int scheduler_host_addr(struct scheduler *s, const char *host_id, const char **addr, int *port);
 /* Service name -> ["IP:PORT", ...] of the jobs that are up and passed their
- * check (the router's backends). Caller decrefs; {} for a NULL scheduler. */
+ * check (the router's backends), the one up longest first: that one is the
+ * service's leader (`leader` routes go to it alone) and stays leader until
+ * it leaves, also across controller restarts, as with Flynn's discoverd.
+ * Caller decrefs; {} for a NULL scheduler. */
 json_t *scheduler_service_backends(struct scheduler *s);
 /* Starts driving a deployment that api_deployments.c recorded as pending. */
 void scheduler_deploy(struct scheduler *s, const char *deployment_id);

@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 
@@ -62,6 +63,18 @@ void time_now_rfc3339(char out[40])
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     time_rfc3339(&ts, out);
+}
+
+double time_parse_rfc3339(const char *t)
+{
+    struct tm tm = {0};
+    const char *rest = t ? strptime(t, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
+    if (!rest)
+        return -1;
+    double v = (double)timegm(&tm);
+    if (*rest == '.')
+        v += strtod(rest, NULL);
+    return v;
 }
 
 long long time_now_us(void)

@@ -15,6 +15,10 @@ void id_hex(char *out, size_t n);
  * out needs 32 bytes. */
 void time_rfc3339(const struct timespec *ts, char out[40]);
 void time_now_rfc3339(char out[40]);
+/* Seconds since the epoch of an RFC 3339 time as Flynn writes them
+ * ("YYYY-MM-DDTHH:MM:SS[.fraction]", UTC), fraction kept; -1 when t is
+ * NULL or not of that form. */
+double time_parse_rfc3339(const char *t);
 /* Microseconds since the epoch. */
 long long time_now_us(void);
 /* True when s is a v4-style UUID, dashed or not. */

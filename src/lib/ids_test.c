@@ -29,6 +29,15 @@ int main(void)
     ts.tv_nsec = 0;
     time_rfc3339(&ts, t);
     is_str(t, "2015-12-16T02:20:56Z", "no fraction when zero");
+    ok(time_parse_rfc3339("2015-12-16T02:20:56Z") == 1450232456.0, "parse: whole seconds");
+    ok(time_parse_rfc3339("2015-12-16T02:20:56.5Z") == 1450232456.5, "parse: a fraction");
+    ok(time_parse_rfc3339("2015-12-16T02:20:56.12Z") <
+           time_parse_rfc3339("2015-12-16T02:20:56.1234Z"),
+       "parse: fractions of different widths compare by value, not text");
+    ok(time_parse_rfc3339("2015-12-16T02:20:56Z") < time_parse_rfc3339("2015-12-16T02:20:56.5Z"),
+       "parse: no fraction sorts before a fraction of the same second");
+    ok(time_parse_rfc3339("yesterday") < 0, "parse: not a time is -1");
+    ok(time_parse_rfc3339(NULL) < 0, "parse: NULL is -1");
     char h[17];
     id_hex(h, 8);
     is_int(strlen(h), 16, "hex id length");

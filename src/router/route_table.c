@@ -164,11 +164,15 @@ static int load_route(struct route_table *t, struct route_table *old, json_t *o,
     if (bs && !json_is_array(bs))
         return err_makex(err, EINVAL, "route %zu: backends is not a list", idx);
     size_t n = json_array_size(bs);
+    for (size_t i = 0; i < n; i++)
+        if (!json_is_string(json_array_get(bs, i)))
+            return err_makex(err, EINVAL, "route %zu: backend %zu is not a string", idx, i);
+    r->leader = json_is_true(json_object_get(o, "leader"));
+    if (r->leader && n > 1)
+        n = 1; /* the service's leader comes first */
     r->backends = xcalloc(n ? n : 1, sizeof(*r->backends));
     for (size_t i = 0; i < n; i++) {
         const char *a = json_string_value(json_array_get(bs, i));
-        if (!a)
-            return err_makex(err, EINVAL, "route %zu: backend %zu is not a string", idx, i);
         struct backend *b = get_backend(t, old, a, err);
         if (!b)
             return err_wrap(err, "route %zu", idx);

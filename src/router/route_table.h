@@ -10,6 +10,10 @@
  *    "certificate": {"cert": "PEM", "key": "PEM"}}
  *   {"type": "tcp", "port": 3000, "service": "db", "backends": [...]}
  *
+ * "backends" lists the service's instances oldest first (the controller's
+ * feed orders them so); a route with "leader": true goes to the first one
+ * alone, the service's leader, as Flynn's leader routes do.
+ *
  * HTTP lookup: exact domain first, then "*.suffix" wildcards from the
  * longest suffix; within a domain the longest path prefix wins ("/api/"
  * matches "/api", "/api/" and "/api/x"). Domains compare without case and
@@ -52,6 +56,7 @@ struct route {
     size_t path_len;
     int port; /* tcp */
     bool sticky, disable_keep_alives;
+    bool leader; /* backends holds the leader (the first listed) alone */
     struct backend **backends;
     size_t nbackends;
     size_t rr;                /* round-robin cursor (mutable, by design) */

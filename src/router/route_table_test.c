@@ -45,6 +45,40 @@ int main(void)
     route_table_unref(t);
     route_table_unref(t2);
 
+    /* a leader route goes to the first backend listed (the oldest) alone;
+     * when that one leaves, to the next */
+    const char *jl = "[{\"id\":\"l\",\"domain\":\"l.test\",\"leader\":true,"
+                     "\"backends\":[\"127.0.0.1:7\",\"127.0.0.1:8\"]},"
+                     "{\"id\":\"all\",\"domain\":\"all.test\","
+                     "\"backends\":[\"127.0.0.1:7\",\"127.0.0.1:8\"]},"
+                     "{\"id\":\"lt\",\"type\":\"tcp\",\"port\":3002,\"leader\":true,"
+                     "\"backends\":[\"127.0.0.1:9\",\"127.0.0.1:7\"]}]";
+    struct route_table *tl = route_table_parse(jl, strlen(jl), NULL, &e);
+    ok(tl != NULL, "parse leader routes");
+    if (tl) {
+        is_int((int)tl->routes[0].nbackends, 1, "a leader route has one backend");
+        is_str(tl->routes[0].backends[0]->addr, "127.0.0.1:7", "the first listed");
+        is_int((int)tl->routes[1].nbackends, 2, "a plain route has all");
+        is_int((int)tl->routes[2].nbackends, 1, "a leader TCP route has one backend");
+        is_str(tl->routes[2].backends[0]->addr, "127.0.0.1:9", "the first listed (tcp)");
+        const char *jl2 = "[{\"id\":\"l\",\"domain\":\"l.test\",\"leader\":true,"
+                          "\"backends\":[\"127.0.0.1:8\"]}]";
+        struct backend *old_leader = tl->routes[0].backends[0];
+        struct route_table *tl2 = route_table_parse(jl2, strlen(jl2), tl, &e);
+        ok(tl2 && !strcmp(tl2->routes[0].backends[0]->addr, "127.0.0.1:8"),
+           "the next instance leads once the leader leaves");
+        ok(old_leader->draining, "the old leader drains");
+        route_table_unref(tl2);
+        const char *jl3 =
+            "[{\"domain\":\"l.test\",\"leader\":true,\"backends\":[\"127.0.0.1:8\",3]}]";
+        struct err *e3 = NULL;
+        struct route_table *tl3 = route_table_parse(jl3, strlen(jl3), NULL, &e3);
+        ok(!tl3 && e3, "a leader route's other backends must still be strings");
+        err_free(e3);
+        route_table_unref(tl3);
+    }
+    route_table_unref(tl);
+
     const char *bad[] = {"{", "[1]", "[{\"domain\":\"a\",\"backends\":[\"nope\"]}]",
                          "[{\"type\":\"tcp\"}]", "[{\"type\":\"http\"}]",
                          "[{\"domain\":\"a\",\"path\":\"x\"}]", "[{\"type\":\"udp\"}]"};
