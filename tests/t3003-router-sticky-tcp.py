@@ -179,17 +179,30 @@ class TestWorkersFixedPort(RouterTestCase):
             kids = [int(x) for x in f.read().split()]
         self.assertEqual(len(kids), 1)
         conns = []
-        for i in range(16):
+        n = 100
+        for i in range(n):
             c = self.conn()
             c.request("GET", "/w%d" % i, headers={"Host": "a.test"})
             r = c.getresponse()
             self.assertEqual(r.status, 200)
             r.read()
             conns.append(c)
+        # the kernel spreads connections over both workers; each counts its own
+        m = self.metrics()
+        per = [m['flynn_router_worker_connections_active{worker="%d"}' % w] for w in (0, 1)]
+        self.assertEqual(sum(per), n, m)
+        self.assertEqual(m["flynn_router_connections_active"], n)
+        self.assertTrue(all(p > 0 for p in per), per)
+        # every connection serves a second request
+        for i, c in enumerate(conns):
+            c.request("GET", "/again%d" % i, headers={"Host": "a.test"})
+            r = c.getresponse()
+            self.assertEqual(r.status, 200)
+            r.read()
         for c in conns:
             c.close()
         m = self.metrics()
-        self.assertEqual(m["flynn_router_requests_total"], 16)
+        self.assertEqual(m["flynn_router_requests_total"], 2 * n)
         d.stop()
         time.sleep(0.2)
         for k in kids:

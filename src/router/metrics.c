@@ -26,6 +26,15 @@ void metrics_format(const struct router *r, struct strbuf *out)
     strbuf_addf(out, "# TYPE flynn_router_connections_active gauge\n"
                      "flynn_router_connections_active %llu\n",
                 (unsigned long long)m->conns_active);
+    if (r->nworkers > 1) {
+        strbuf_addf(out,
+                    "# HELP flynn_router_worker_connections_active client connections "
+                    "per worker process\n# TYPE flynn_router_worker_connections_active gauge\n");
+        for (int w = 0; w < r->nworkers; w++)
+            strbuf_addf(
+                out, "flynn_router_worker_connections_active{worker=\"%d\"} %llu\n", w,
+                (unsigned long long)__atomic_load_n(&r->m_all[w].conns_active, __ATOMIC_RELAXED));
+    }
     counter(out, "tls_handshakes_total", "TLS handshakes completed", m->tls_handshakes);
     counter(out, "tls_errors_total", "TLS connections that failed before a request",
             m->tls_errors);
