@@ -520,6 +520,21 @@ class TestCliController(CliBase):
         self.assertIn("There is already a git remote called staging", p.stdout)
         p = self.fails("-a", "nosuch", "remote", "add", cwd=repo)
         self.assertEqual(p.stderr, "controller: resource not found\n")
+        # a GIT_SSL_CAINFO in the environment would hide the cluster's CA from git:
+        # said when the remote is made, unless that file holds the cluster's CA
+        other = os.path.join(self.dir, "other.pem")
+        with open(other, "w") as f:
+            f.write("")
+        p = self.ok("-a", "remoted", "remote", "add", "-y", "prod", cwd=repo,
+                    env={"GIT_SSL_CAINFO": other})
+        self.assertIn("WARNING: GIT_SSL_CAINFO is set (%s)" % other, p.stderr)
+        ca_path = os.path.join(self.home, ".flynn", "ca-certs", "default.pem")
+        self.assertIn("add %s to %s" % (ca_path, other), p.stderr)
+        with open(other, "w") as f, open(ca_path) as ca:
+            f.write("# system roots\n" + ca.read())
+        p = self.ok("-a", "remoted", "remote", "add", "-y", "prod2", cwd=repo,
+                    env={"GIT_SSL_CAINFO": other})
+        self.assertNotIn("GIT_SSL_CAINFO", p.stderr)
 
     def test_routes(self):
         self.add_cluster()

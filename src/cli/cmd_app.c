@@ -45,6 +45,7 @@ int cmd_create(struct cli *cli, int argc, char **argv, struct err **err)
         cleanup_free char *url = xasprintf("%s/%s.git", cli->cluster->git_url, name);
         git_remote_remove(remote);
         git_remote_add(remote, url);
+        git_warn_cluster_ca_env(cli->cluster);
     }
     fprintf(stderr, "Created %s\n", name);
 out:
@@ -261,6 +262,7 @@ int cmd_remote(struct cli *cli, int argc, char **argv, struct err **err)
     git_remote_remove(remote);
     git_remote_add(remote, url);
     fprintf(stderr, "Created remote %s with url %s.\n", remote, url);
+    git_warn_cluster_ca_env(cli->cluster);
 out:
     free(url);
     json_decref(japp);

@@ -64,7 +64,10 @@ static int write_git_config(struct cli *cli, const char *git_url, const char *ca
     }
     cleanup_free char *k = xasprintf("credential.%s.helper", git_url);
     cleanup_free char *v = xasprintf("%s git-credentials", cli->self);
-    return git_config_global_set(k, v, err);
+    if (git_config_global_set(k, v, err) < 0)
+        return -1;
+    git_warn_ca_env(git_url, ca_path);
+    return 0;
 }
 
 static int cluster_add(struct cli *cli, struct flynnrc *rc, struct opts *o, struct err **err)

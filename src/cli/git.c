@@ -1,10 +1,13 @@
 #include "git.h"
 
 #include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "fsutil.h"
 #include "proc.h"
 #include "strbuf.h"
 #include "xalloc.h"
@@ -71,6 +74,41 @@ int git_remote_add(const char *name, const char *url)
 {
     const char *argv[] = {"git", "remote", "add", "--", name, url, NULL};
     return run_git(argv, NULL) == 0 ? 0 : -1;
+}
+
+void git_warn_ca_env(const char *git_url, const char *ca_path)
+{
+    const char *env = getenv("GIT_SSL_CAINFO");
+    if (!env || !*env || !git_url || !*git_url)
+        return;
+    struct err *e = NULL;
+    char *ca = ca_path ? fs_read_file(ca_path, NULL, &e) : NULL;
+    err_free(e);
+    e = NULL;
+    char *bundle = ca ? fs_read_file(env, NULL, &e) : NULL;
+    err_free(e);
+    bool covered = ca && bundle && *ca && strstr(bundle, ca);
+    free(bundle);
+    if (!covered)
+        fprintf(stderr,
+                "WARNING: GIT_SSL_CAINFO is set (%s). It overrides the cluster's CA certificate "
+                "that git is set to use for %s%s%s%s, so `git push` to this cluster will fail its "
+                "certificate check. Push with it unset (env -u GIT_SSL_CAINFO git push flynn "
+                "main), or add %s to %s.\n",
+                env, git_url, ca_path ? " (" : "", ca_path ? ca_path : "", ca_path ? ")" : "",
+                ca_path ? ca_path : "the cluster's CA certificate", env);
+    free(ca);
+}
+
+void git_warn_cluster_ca_env(const struct flynnrc_cluster *c)
+{
+    if (!c || !c->git_url || !*c->git_url || !getenv("GIT_SSL_CAINFO"))
+        return;
+    char *dir = flynnrc_dir();
+    char *path = xasprintf("%s/ca-certs/%s.pem", dir, c->name);
+    git_warn_ca_env(c->git_url, access(path, R_OK) == 0 ? path : NULL);
+    free(path);
+    free(dir);
 }
 
 void git_remote_remove(const char *name)

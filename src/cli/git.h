@@ -15,6 +15,13 @@ char *git_config_get(const char *key);
 int git_config_global_set(const char *key, const char *value, struct err **err);
 void git_config_global_remove_section(const char *section);
 int git_remote_add(const char *name, const char *url);
+/* A GIT_SSL_CAINFO in the environment overrides the http.GITURL.sslCAInfo
+ * that points git at the cluster's CA (ca_path), so pushes would fail
+ * their certificate check with a message that does not say why: warns on
+ * stderr unless that file already holds the cluster's certificate. */
+void git_warn_ca_env(const char *git_url, const char *ca_path);
+/* The same for a cluster's git URL and saved CA (~/.flynn/ca-certs/NAME.pem). */
+void git_warn_cluster_ca_env(const struct flynnrc_cluster *c);
 void git_remote_remove(const char *name);
 int git_remote_exists(const char *name);
 
