@@ -150,8 +150,14 @@ class TestNetwork(HostTestCase):
 
     def test_distinct_addresses(self):
         a, aj = self.start_job(["sleep", "30"])
+        br = "/sys/class/net/%s/" % self.bridge
+        mac = open(br + "address").read()
+        # set, not derived from the ports: jobs joining or leaving never move it
+        self.assertEqual(open(br + "addr_assign_type").read().strip(), "3")
+        self.assertTrue(mac.startswith("02:46:"), mac)
         b, bj = self.start_job(["sleep", "30"])
         self.assertNotEqual(aj["internal_ip"], bj["internal_ip"])
+        self.assertEqual(open(br + "address").read(), mac)
         self.host.stop(a)
         self.host.stop(b)
 

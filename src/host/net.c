@@ -248,6 +248,16 @@ int net_bridge_setup(const char *name, const char *gw_cidr, int mtu, struct err 
     struct nlmsghdr *nlh = link_msg(&nl, RTM_NEWLINK, NLM_F_CREATE, name, 1);
     if (mtu > 0)
         mnl_attr_put_u32(nlh, IFLA_MTU, mtu);
+    /* A bridge whose address nobody set takes the lowest address of its
+     * ports, so it changes whenever a job's veth with a lower one joins or
+     * the lowest one leaves; every job's neighbour entry for the gateway is
+     * then wrong and its replies to the host are lost until that entry
+     * times out (seconds: requests through the router hung). A fixed,
+     * locally administered address (02:46 and the gateway's IPv4 address)
+     * never moves. */
+    uint8_t mac[6] = {0x02, 0x46};
+    memcpy(mac + 2, &gw.s_addr, 4);
+    mnl_attr_put(nlh, IFLA_ADDRESS, sizeof(mac), mac);
     struct nlattr *li = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
     mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "bridge");
     mnl_attr_nest_end(nlh, mnl_attr_nest_start(nlh, IFLA_INFO_DATA));
