@@ -1,6 +1,7 @@
 """flynn-router: HTTP/1.1 proxying against scripted backends."""
 import base64
 import hashlib
+import http.client
 import json
 import os
 import socket
@@ -276,6 +277,50 @@ class TestUpgradeRetry(RouterTestCase):
         m = self.metrics()
         self.assertGreaterEqual(m["flynn_router_retries_total"], 3)
         self.assertGreaterEqual(m["flynn_router_upstream_errors_total"], 3)
+
+    def test_backend_that_never_answers_a_connect(self):
+        # a listener whose accept queue is full drops SYNs, like a host that is
+        # gone: the connect gets --connect-timeout, then the next backend
+        stuck = socket.socket()
+        stuck.bind(("127.0.0.1", 0))
+        stuck.listen(0)
+        fillers = []
+        for _ in range(4):
+            f = socket.socket()
+            f.setblocking(False)
+            f.connect_ex(stuck.getsockname())
+            fillers.append(f)
+        self.addCleanup(lambda: [x.close() for x in fillers + [stuck]])
+        time.sleep(0.2)
+        dead = "127.0.0.1:%d" % stuck.getsockname()[1]
+        a = self.backend("a")
+        self.start_router([http_route("n.test", [dead, a]), http_route("only.test", [dead]),
+                           {"type": "tcp", "id": "t", "port": self.tcp_port(), "service": "s",
+                            "backends": [dead, a.addr]}],
+                          extra=["--connect-timeout", "0.3", "--tcp-range",
+                                 "%d-%d" % (self._tcp_port, self._tcp_port)])
+        t0 = time.time()
+        for i in range(4):
+            st, h, body = self.get("n.test", "/n%d" % i)
+            self.assertEqual(st, 200, body)
+        self.assertLess(time.time() - t0, 10)
+        t0 = time.time()
+        st, h, body = self.get("only.test", "/")
+        self.assertEqual(st, 504, body)
+        self.assertNotIn(dead.encode(), body)
+        self.assertLess(time.time() - t0, 10, "a 504 after the connect timeout, not a hang")
+        m = self.metrics()
+        self.assertGreaterEqual(m["flynn_router_retries_total"], 2)
+        # a TCP route moves on to the next backend the same way
+        for i in range(2):
+            c = http.client.HTTPConnection("127.0.0.1", self._tcp_port, timeout=10)
+            c.request("GET", "/tcp%d" % i, headers={"Host": "x"})
+            self.assertEqual(c.getresponse().status, 200)
+            c.close()
+
+    def tcp_port(self):
+        self._tcp_port = free_port()
+        return self._tcp_port
 
     def test_all_backends_down_502(self):
         dead = ["127.0.0.1:%d" % free_port() for _ in range(2)]

@@ -44,6 +44,8 @@ static void usage(FILE *f)
             "  --header-timeout SECS   request head deadline (default 10)\n"
             "  --idle-timeout SECS     keep-alive and idle read/write timeout (default 60)\n"
             "  --upstream-timeout SECS backend idle timeout (default 300)\n"
+            "  --connect-timeout SECS  backend connect deadline; then the next backend\n"
+            "                          (default 5)\n"
             "  --max-head BYTES        request and response head limit (default 65536)\n"
             "  --max-idle N            pooled connections per backend (default 256)\n"
             "  --sticky-key-file FILE  key for sticky-session cookies (default random)\n"
@@ -99,6 +101,7 @@ int main(int argc, char **argv)
         .header_timeout_ms = 10000,
         .idle_timeout_ms = 60000,
         .upstream_timeout_ms = 300000,
+        .connect_timeout_ms = 5000,
         .max_idle_per_backend = 256,
         .max_attempts = 3,
         .access_log = "-",
@@ -112,7 +115,7 @@ int main(int argc, char **argv)
     int lvl = LOG_LVL_INFO, json = 0, workers = 1;
     enum { O_HTTP = 256, O_HTTPS, O_METRICS, O_ROUTES, O_CERT, O_KEY, O_TCPHOST, O_TCPRANGE,
            O_ACCESS, O_HTO, O_ITO, O_UTO, O_MAXHEAD, O_MAXIDLE, O_STICKY, O_LFILE, O_NOH2,
-           O_LVL, O_FMT, O_HELP, O_WORKERS, O_CONTROLLER, O_CKEYFILE };
+           O_LVL, O_FMT, O_HELP, O_WORKERS, O_CONTROLLER, O_CKEYFILE, O_CTO };
     static const struct option lo[] = {
         {"http-listen", 1, 0, O_HTTP},     {"https-listen", 1, 0, O_HTTPS},
         {"metrics-listen", 1, 0, O_METRICS}, {"routes-file", 1, 0, O_ROUTES},
@@ -120,6 +123,7 @@ int main(int argc, char **argv)
         {"tcp-host", 1, 0, O_TCPHOST},     {"tcp-range", 1, 0, O_TCPRANGE},
         {"access-log", 1, 0, O_ACCESS},    {"header-timeout", 1, 0, O_HTO},
         {"idle-timeout", 1, 0, O_ITO},     {"upstream-timeout", 1, 0, O_UTO},
+        {"connect-timeout", 1, 0, O_CTO},
         {"max-head", 1, 0, O_MAXHEAD},     {"max-idle", 1, 0, O_MAXIDLE},
         {"sticky-key-file", 1, 0, O_STICKY}, {"listen-file", 1, 0, O_LFILE},
         {"no-h2", 0, 0, O_NOH2},           {"log-level", 1, 0, O_LVL},
@@ -154,14 +158,17 @@ int main(int argc, char **argv)
         case O_ACCESS: o.access_log = optarg; break;
         case O_HTO:
         case O_ITO:
-        case O_UTO: {
+        case O_UTO:
+        case O_CTO: {
             int ms = secs_ms(optarg);
             if (ms < 0) {
                 fprintf(stderr, "flynn-router: bad timeout '%s'\n", optarg);
                 return 2;
             }
-            *(ch == O_HTO ? &o.header_timeout_ms
-                          : ch == O_ITO ? &o.idle_timeout_ms : &o.upstream_timeout_ms) = ms;
+            *(ch == O_HTO   ? &o.header_timeout_ms
+              : ch == O_ITO ? &o.idle_timeout_ms
+              : ch == O_CTO ? &o.connect_timeout_ms
+                            : &o.upstream_timeout_ms) = ms;
             break;
         }
         case O_MAXHEAD:

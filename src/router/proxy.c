@@ -432,7 +432,12 @@ static struct upstream *up_get(struct conn *c, struct backend *b, bool fresh)
     u->got_bytes = false;
     bufferevent_setcb(u->bev, up_read_cb, up_write_cb, up_event_cb, u);
     bufferevent_setwatermark(u->bev, EV_WRITE, LOW_WATER, 0);
-    struct timeval t = ms_tv(r->opts.upstream_timeout_ms);
+    /* a backend that went away without a word (its host or network gone)
+     * does not answer a connect: it gets connect_timeout, not the idle one */
+    int ms = r->opts.upstream_timeout_ms;
+    if (!u->connected && r->opts.connect_timeout_ms > 0 && r->opts.connect_timeout_ms < ms)
+        ms = r->opts.connect_timeout_ms;
+    struct timeval t = ms_tv(ms);
     bufferevent_set_timeouts(u->bev, &t, &t);
     /* a connecting socket needs EV_WRITE to learn it is up */
     bufferevent_enable(u->bev, u->connected ? EV_READ : EV_READ | EV_WRITE);
@@ -1432,6 +1437,8 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
     struct conn *c = u->c;
     if (what & BEV_EVENT_CONNECTED) {
         u->connected = true;
+        struct timeval t = ms_tv(c->r->opts.upstream_timeout_ms);
+        bufferevent_set_timeouts(bev, &t, &t);
         return;
     }
     if (c->state == C_TUNNEL) {
@@ -1469,12 +1476,16 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
             return;
         }
     }
-    if (!u->connected && !(what & BEV_EVENT_TIMEOUT)) {
+    if (!u->connected) {
+        bool timed_out = what & BEV_EVENT_TIMEOUT;
         c->r->m->upstream_errors++;
-        log_info("request %s: connect to %s failed", c->reqid, u->b->addr);
+        if (timed_out)
+            c->r->m->timeouts++;
+        log_info("request %s: connect to %s %s", c->reqid, u->b->addr,
+                 timed_out ? "timed out" : "failed");
         if (retry_connect(c))
             return;
-        bad_gateway(c, 502, "connect failed");
+        bad_gateway(c, timed_out ? 504 : 502, timed_out ? "connect timed out" : "connect failed");
         return;
     }
     if (u->reused && !u->got_bytes && c->retryable && c->attempts < c->r->opts.max_attempts) {

@@ -36,7 +36,8 @@ struct router_opts {
     size_t max_head;                  /* request/response head limit, bytes */
     int header_timeout_ms;            /* whole request head must arrive within */
     int idle_timeout_ms;              /* keep-alive idle and read/write idle */
-    int upstream_timeout_ms;          /* backend connect/response idle */
+    int upstream_timeout_ms;          /* backend response idle */
+    int connect_timeout_ms;           /* backend connect; then the next backend */
     int max_idle_per_backend;         /* pooled upstream connections */
     int max_attempts;                 /* backends tried for one request */
     const char *access_log;           /* path, "-" stderr, "off" */

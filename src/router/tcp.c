@@ -116,6 +116,7 @@ static void t_event(struct bufferevent *bev, short what, void *arg)
     struct tcp_conn *t = arg;
     if (what & BEV_EVENT_CONNECTED) {
         t->connected = true;
+        bufferevent_set_timeouts(t->b, NULL, NULL);
         bufferevent_enable(t->a, EV_READ);
         return;
     }
@@ -177,6 +178,12 @@ static bool t_connect(struct tcp_conn *t)
     if (bufferevent_socket_connect(t->b, (struct sockaddr *)&b->sa, (int)b->salen) < 0)
         bufferevent_trigger_event(t->b, BEV_EVENT_ERROR, BEV_TRIG_DEFER_CALLBACKS);
     sock_own_reads(t->b);
+    if (t->r->opts.connect_timeout_ms > 0) {
+        /* a backend that went away without a word: the next one after this */
+        struct timeval ct = {t->r->opts.connect_timeout_ms / 1000,
+                             (t->r->opts.connect_timeout_ms % 1000) * 1000};
+        bufferevent_set_timeouts(t->b, NULL, &ct);
+    }
     bufferevent_enable(t->b, EV_READ | EV_WRITE);
     return true;
 }
