@@ -4,12 +4,17 @@ flynn-host reach the router without a reload; jobs leaving take their
 backend away; the controller going away keeps the last table.
 """
 import base64
+import hashlib
 import http.client
 import os
+import shutil
 import signal
+import socket
+import subprocess
 import time
 
-from harness import (TestCase, HostClient, Daemon, binpath, cleanup_bridge, host_args, request,
+from t3router_util import ws_frame, ws_read
+from harness import (TestCase, HostClient, Daemon, binpath, cleanup_bridge, free_port, host_args, request,
                      wait_for)
 
 KEY = "feed-key"
@@ -32,6 +37,35 @@ def parse_time(t):
     return calendar.timegm(time.strptime(base, "%Y-%m-%dT%H:%M:%S")) + float("0." + (frac or "0"))
 
 
+# a job that answers GETs with its id and echoes websocket frames
+WSAPP = {"args": ["/usr/bin/python3", "-c",
+                  "import base64,hashlib,http.server,os,struct\n"
+                  "G='258EAFA5-E914-47DA-95CA-C5AB0DC85B11'\n"
+                  "class H(http.server.BaseHTTPRequestHandler):\n"
+                  "  protocol_version='HTTP/1.1'\n"
+                  "  def do_GET(s):\n"
+                  "    if s.headers.get('Upgrade','').lower()!='websocket':\n"
+                  "      b=('job '+os.environ['FLYNN_JOB_ID']+' '+s.path+'\\n').encode()\n"
+                  "      s.send_response(200);s.send_header('Content-Length',str(len(b)));s.end_headers();s.wfile.write(b);return\n"
+                  "    a=base64.b64encode(hashlib.sha1((s.headers['Sec-WebSocket-Key']+G).encode()).digest()).decode()\n"
+                  "    s.send_response(101);s.send_header('Upgrade','websocket');s.send_header('Connection','Upgrade')\n"
+                  "    s.send_header('Sec-WebSocket-Accept',a);s.end_headers();s.wfile.flush()\n"
+                  "    while True:\n"
+                  "      h=s.rfile.read(2)\n"
+                  "      if len(h)<2: return\n"
+                  "      n=h[1]&127\n"
+                  "      if n==126: n=struct.unpack('>H',s.rfile.read(2))[0]\n"
+                  "      elif n==127: n=struct.unpack('>Q',s.rfile.read(8))[0]\n"
+                  "      k=s.rfile.read(4);d=bytes(c^k[i%4] for i,c in enumerate(s.rfile.read(n)))\n"
+                  "      op=h[0]&15\n"
+                  "      hd=bytes([128|op])+(bytes([len(d)]) if len(d)<126 else bytes([126])+struct.pack('>H',len(d)))\n"
+                  "      s.wfile.write(hd+d);s.wfile.flush()\n"
+                  "      if op==8: return\n"
+                  "  def log_message(s,*a): pass\n"
+                  "http.server.ThreadingHTTPServer(('',int(os.environ['PORT'])),H).serve_forever()\n"],
+         "ports": [{"port": 8080, "proto": "tcp"}]}
+
+
 class RouterControllerTest(TestCase):
     def setUp(self):
         super().setUp()
@@ -47,10 +81,25 @@ class RouterControllerTest(TestCase):
         keyfile = os.path.join(self.dir, "key")
         with open(keyfile, "w") as f:
             f.write(KEY + "\n")
+        # a certificate for *.feed.test, for HTTPS and HTTP/2
+        self.cert, self.certkey = os.path.join(self.dir, "c.pem"), os.path.join(self.dir, "k.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-keyout",
+                        self.certkey, "-out", self.cert, "-subj", "/CN=feed.test",
+                        "-addext", "subjectAltName=DNS:*.feed.test"],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        lf = os.path.join(self.dir, "listen.txt")
         self.router = self.start("flynn-router", [
-            "--http-listen", "127.0.0.1:0", "--controller", self.ctl.url,
-            "--controller-key-file", keyfile, "--access-log", "off"])
+            "--http-listen", "127.0.0.1:0", "--https-listen", "127.0.0.1:0", "--cert", self.cert,
+            "--key", self.certkey, "--listen-file", lf, "--controller", self.ctl.url,
+            "--controller-key-file", keyfile, "--access-log", os.path.join(self.dir, "access.log"),
+            # TCP routes get ports of their own (free_port), not the controller's
+            # default 3000-3500, which a cluster on this machine may be using
+            "--tcp-range", "1024-65535"])
         self.rport = int(self.router.listen.rsplit(":", 1)[1])
+        with open(lf) as f:
+            addrs = dict(l.strip().split("=", 1) for l in f if "=" in l)
+        self.tls_port = int(addrs["https"].rsplit(":", 1)[1])
 
     def stop_host(self):
         for d in self.daemons:
@@ -156,7 +205,8 @@ class RouterControllerTest(TestCase):
                          "the next job up longest leads, not the replacement")
         # a leader TCP route follows the same leader
         t = self.api("POST", "/apps/%s/routes" % app["id"],
-                     {"type": "tcp", "service": "lead-web", "leader": True})
+                     {"type": "tcp", "service": "lead-web", "leader": True,
+                      "port": free_port()})
         port = t["port"]
 
         def tcp_get():
@@ -181,6 +231,96 @@ class RouterControllerTest(TestCase):
         self.ctl = self.start("flynn-controller", self.ctl_args)
         wait_for(lambda: len(lead_backends()) == 3, timeout=30, what="jobs up again after the restart")
         self.assertEqual(lead_backends(), before, "same order, same leader, after a restart")
+
+    def test_websocket_http2_and_tcp_to_a_job(self):
+        app = self.api("POST", "/apps", {"name": "wsapp"})
+        rel = self.api("POST", "/releases", {"app_id": app["id"], "processes": {"web": WSAPP}})
+        self.api("PUT", "/apps/%s/release" % app["id"], {"id": rel["id"]})
+        self.api("PUT", "/apps/%s/formations/%s" % (app["id"], rel["id"]),
+                 {"app": app["id"], "release": rel["id"], "processes": {"web": 1}})
+        wait_for(lambda: self.get("wsapp.feed.test")[0] == 200, timeout=30, what="app up")
+        job = self.get("wsapp.feed.test")[1].split()[1]
+        # a websocket through the router to the job, both ways
+        s = socket.create_connection(("127.0.0.1", self.rport), timeout=10)
+        key = base64.b64encode(os.urandom(16)).decode()
+        s.sendall(("GET /ws HTTP/1.1\r\nHost: wsapp.feed.test\r\nUpgrade: websocket\r\n"
+                   "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+                   "Sec-WebSocket-Version: 13\r\n\r\n" % key).encode())
+        f = s.makefile("rb")
+        self.assertIn(b" 101 ", f.readline())
+        hdrs = {}
+        while True:
+            line = f.readline()
+            if line in (b"\r\n", b""):
+                break
+            k, v = line.decode().split(":", 1)
+            hdrs[k.strip().lower()] = v.strip()
+        want = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")
+                                             .encode()).digest()).decode()
+        self.assertEqual(hdrs.get("sec-websocket-accept"), want, hdrs)
+        for payload in (b"hello", os.urandom(3000)):
+            s.sendall(ws_frame(payload, opcode=2))
+            self.assertEqual(ws_read(f), (2, payload))
+        s.sendall(ws_frame(b"", opcode=8))
+        self.assertEqual(ws_read(f)[0], 8)
+        s.close()
+        # HTTP/2 over TLS (curl), proxied to the job as HTTP/1.1
+        curl = shutil.which("curl")
+        if curl and "HTTP2" in subprocess.run([curl, "-V"], capture_output=True, text=True).stdout:
+            p = subprocess.run([curl, "-sk", "--http2", "--resolve",
+                                "wsapp.feed.test:%d:127.0.0.1" % self.tls_port, "-w",
+                                "%{http_version}", "https://wsapp.feed.test:%d/h2" % self.tls_port],
+                               capture_output=True, text=True, timeout=20)
+            self.assertEqual(p.stdout, "job %s /h2\n2" % job, p.stderr)
+        # a TCP route to the same service: bytes straight to the job
+        t = self.api("POST", "/apps/%s/routes" % app["id"], {"type": "tcp", "service": "wsapp-web",
+                                                              "port": free_port()})
+
+        def tcp_get():
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", t["port"], timeout=5)
+                c.request("GET", "/tcp")
+                return c.getresponse().read().decode()
+            except OSError:
+                return None
+
+        wait_for(lambda: tcp_get() is not None, timeout=5, what="the TCP route listening")
+        self.assertEqual(tcp_get(), "job %s /tcp\n" % job)
+
+    def test_kill_under_load_fails_no_request(self):
+        # `flynn kill` of a routed job: it leaves the table before it gets SIGTERM
+        app, rel = self.deploy_app("killed", count=2)
+        wait_for(lambda: len({self.get("killed.feed.test")[1] for _ in range(8)}) == 2,
+                 timeout=30, what="both jobs serving")
+        import threading
+        stop = threading.Event()
+        results = []
+
+        def load():
+            while not stop.is_set():
+                try:
+                    results.append(self.get("killed.feed.test"))
+                except OSError as e:
+                    results.append((0, str(e)))
+
+        threads = [threading.Thread(target=load) for _ in range(3)]
+        for t in threads:
+            t.start()
+        try:
+            time.sleep(0.3)
+            victim = self.get("killed.feed.test")[1].split()[1]
+            r = request("DELETE", self.ctl.url + "/apps/%s/jobs/%s" % (app["id"], victim), headers=A)
+            self.assertEqual(r.status, 200, r)
+            wait_for(lambda: victim not in {self.get("killed.feed.test")[1].split()[1]
+                                            for _ in range(8)}, timeout=30, what="victim gone")
+            time.sleep(0.5)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(15)
+        bad = [r for r in results if r[0] != 200]
+        self.assertGreater(len(results), 30)
+        self.assertEqual(bad, [], "failed requests around the kill (%d of %d)" % (len(bad), len(results)))
 
     def test_deploy_drains_without_failed_requests(self):
         app, rel = self.deploy_app("drain", count=2)

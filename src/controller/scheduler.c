@@ -441,6 +441,8 @@ static int first_port(const json_t *active_job)
     return (int)json_integer_value(json_object_get(json_array_get(ports, 0), "port"));
 }
 
+static void send_delete(struct sjob *j);
+
 /* Adopts a formation job found on a host that we do not track yet. */
 static struct sjob *adopt(struct host *h, const char *job_id, const json_t *aj)
 {
@@ -483,6 +485,18 @@ static struct sjob *adopt(struct host *h, const char *job_id, const json_t *aj)
                              json_object_get(json_object_get(json_object_get(aj, "job"), "config"),
                                              "args"),
                              "meta", md);
+    if (old && !j->stop_requested && jstr(old, "state") &&
+        !strcmp(jstr(old, "state"), "stopping")) {
+        /* we were stopping it (a deploy, a scale-down, a kill) when this
+         * controller went away, before the host was told: tell it now */
+        j->st = JS_STOPPING;
+        j->stop_requested = true;
+        j->next = h->s->jobs;
+        h->s->jobs = j;
+        log_info("scheduler: job %s was being stopped; stopping it", j->id);
+        send_delete(j);
+        return j;
+    }
     j->next = h->s->jobs;
     h->s->jobs = j;
     return j;
@@ -1064,12 +1078,13 @@ int scheduler_stop_job(struct scheduler *s, const json_t *job, struct err **err)
     struct sjob *j = job_find(s, jstr(job, "uuid"));
     if (!j)
         return err_makex(err, ENOENT, "job is not running");
-    /* a killed formation job is replaced by the next reconcile, as in Flynn */
-    j->stop_requested = true;
-    j->st = JS_STOPPING;
-    record(s, j->rec, "stopping");
-    cleanup_free char *path = xasprintf("/host/jobs/%s", j->id);
-    host_call(j->h, EVHTTP_REQ_DELETE, path, NULL, on_delete, xstrdup(j->uuid));
+    /* a killed formation job is replaced by the next reconcile, as in Flynn;
+     * one that serves a route leaves the routers first, as in a deploy (a
+     * second kill of a job on its way out stops it at once) */
+    if (j->stop_requested)
+        send_delete(j);
+    else
+        stop_job(j);
     scheduler_poke(s);
     return 0;
 }
