@@ -250,11 +250,12 @@ int net_bridge_setup(const char *name, const char *gw_cidr, int mtu, struct err 
         mnl_attr_put_u32(nlh, IFLA_MTU, mtu);
     /* A bridge whose address nobody set takes the lowest address of its
      * ports, so it changes whenever a job's veth with a lower one joins or
-     * the lowest one leaves; every job's neighbour entry for the gateway is
-     * then wrong and its replies to the host are lost until that entry
-     * times out (seconds: requests through the router hung). A fixed,
+     * the lowest one leaves (seen on a cluster: 22:35:.. -> 16:a9:.. and
+     * back while scaling). The kernel's gratuitous ARP then updates the
+     * jobs' entry for the gateway, but what a job sends to the host at the
+     * moment of the change goes to the old address and is lost. A fixed,
      * locally administered address (02:46 and the gateway's IPv4 address)
-     * never moves. */
+     * never moves, as Docker and libvirt pin theirs. */
     uint8_t mac[6] = {0x02, 0x46};
     memcpy(mac + 2, &gw.s_addr, 4);
     mnl_attr_put(nlh, IFLA_ADDRESS, sizeof(mac), mac);
