@@ -4,17 +4,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "hex.h"
 #include "xalloc.h"
-
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c |= 0x20;
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
 
 /* Length of the UTF-8 sequence at p[0..n), or 0 when it is not one
  * (overlong forms, surrogates and code points above U+10FFFF included). */
@@ -100,8 +91,8 @@ int path_parse(const char *target, size_t n, char **out, const char **why)
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)target[i];
         if (c == '%') {
-            int hi = i + 2 < n ? hexval((unsigned char)target[i + 1]) : -1;
-            int lo = hi >= 0 ? hexval((unsigned char)target[i + 2]) : -1;
+            int hi = i + 2 < n ? hex_digit((unsigned char)target[i + 1]) : -1;
+            int lo = hi >= 0 ? hex_digit((unsigned char)target[i + 2]) : -1;
             if (lo < 0)
                 return fail(why, "bad percent-escape in path");
             c = (unsigned char)(hi << 4 | lo);

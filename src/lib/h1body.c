@@ -3,15 +3,7 @@
 
 #include <string.h>
 
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c |= 0x20;
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
+#include "hex.h"
 
 void h1body_init_length(struct h1body *b, uint64_t length)
 {
@@ -64,7 +56,7 @@ size_t h1body_feed(struct h1body *b, const char *data, size_t len, h1body_sink s
             break;
         }
         case H1B_SIZE: {
-            int v = hexval(*p);
+            int v = hex_digit((unsigned char)*p);
             if (v >= 0) {
                 if (++b->digits > 15)
                     goto fail;
