@@ -485,20 +485,17 @@ static struct sjob *adopt(struct host *h, const char *job_id, const json_t *aj)
                              json_object_get(json_object_get(json_object_get(aj, "job"), "config"),
                                              "args"),
                              "meta", md);
-    if (old && !j->stop_requested && jstr(old, "state") &&
-        !strcmp(jstr(old, "state"), "stopping")) {
+    j->next = h->s->jobs;
+    h->s->jobs = j;
+    const char *was = old ? jstr(old, "state") : NULL;
+    if (was && !strcmp(was, "stopping") && !j->stop_requested) {
         /* we were stopping it (a deploy, a scale-down, a kill) when this
          * controller went away, before the host was told: tell it now */
         j->st = JS_STOPPING;
         j->stop_requested = true;
-        j->next = h->s->jobs;
-        h->s->jobs = j;
         log_info("scheduler: job %s was being stopped; stopping it", j->id);
         send_delete(j);
-        return j;
     }
-    j->next = h->s->jobs;
-    h->s->jobs = j;
     return j;
 }
 
