@@ -1,5 +1,4 @@
 """flynn-router: HTTP/1.1 proxying against scripted backends."""
-import base64
 import hashlib
 import http.client
 import json
@@ -8,7 +7,7 @@ import socket
 import time
 
 from t3router_util import (RouterTestCase, free_port, http_route, pattern, wait_for, ws_frame,
-                           ws_read)
+                           ws_open, ws_read)
 
 
 class TestRouting(RouterTestCase):
@@ -237,23 +236,8 @@ class TestUpgradeRetry(RouterTestCase):
     def test_websocket_echo(self):
         a = self.backend("a")
         self.start_router([http_route("ws.test", [a])])
-        s = socket.create_connection((self.host, self.port), timeout=10)
-        key = base64.b64encode(os.urandom(16)).decode()
-        s.sendall(("GET /ws HTTP/1.1\r\nHost: ws.test\r\nUpgrade: websocket\r\n"
-                   "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-                   "Sec-WebSocket-Version: 13\r\n\r\n" % key).encode())
-        f = s.makefile("rb")
-        status = f.readline()
+        s, f, status, hdrs, want = ws_open((self.host, self.port), "ws.test")
         self.assertIn(b"101", status)
-        hdrs = {}
-        while True:
-            l = f.readline()
-            if l in (b"\r\n", b""):
-                break
-            k, v = l.decode().split(":", 1)
-            hdrs[k.lower()] = v.strip()
-        want = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")
-                                             .encode()).digest()).decode()
         self.assertEqual(hdrs["sec-websocket-accept"], want)
         self.assertEqual(hdrs["upgrade"].lower(), "websocket")
         for msg in (b"hello", b"x" * 300, os.urandom(100000)):

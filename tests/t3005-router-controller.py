@@ -4,7 +4,6 @@ flynn-host reach the router without a reload; jobs leaving take their
 backend away; the controller going away keeps the last table.
 """
 import base64
-import hashlib
 import http.client
 import os
 import shutil
@@ -13,7 +12,7 @@ import socket
 import subprocess
 import time
 
-from t3router_util import ws_frame, ws_read
+from t3router_util import ws_frame, ws_open, ws_read
 from harness import (TestCase, HostClient, Daemon, binpath, cleanup_bridge, free_port, host_args, request,
                      wait_for)
 
@@ -241,22 +240,8 @@ class RouterControllerTest(TestCase):
         wait_for(lambda: self.get("wsapp.feed.test")[0] == 200, timeout=30, what="app up")
         job = self.get("wsapp.feed.test")[1].split()[1]
         # a websocket through the router to the job, both ways
-        s = socket.create_connection(("127.0.0.1", self.rport), timeout=10)
-        key = base64.b64encode(os.urandom(16)).decode()
-        s.sendall(("GET /ws HTTP/1.1\r\nHost: wsapp.feed.test\r\nUpgrade: websocket\r\n"
-                   "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-                   "Sec-WebSocket-Version: 13\r\n\r\n" % key).encode())
-        f = s.makefile("rb")
-        self.assertIn(b" 101 ", f.readline())
-        hdrs = {}
-        while True:
-            line = f.readline()
-            if line in (b"\r\n", b""):
-                break
-            k, v = line.decode().split(":", 1)
-            hdrs[k.strip().lower()] = v.strip()
-        want = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")
-                                             .encode()).digest()).decode()
+        s, f, status, hdrs, want = ws_open(("127.0.0.1", self.rport), "wsapp.feed.test")
+        self.assertIn(b" 101 ", status)
         self.assertEqual(hdrs.get("sec-websocket-accept"), want, hdrs)
         for payload in (b"hello", os.urandom(3000)):
             s.sendall(ws_frame(payload, opcode=2))
@@ -287,11 +272,9 @@ class RouterControllerTest(TestCase):
         wait_for(lambda: tcp_get() is not None, timeout=5, what="the TCP route listening")
         self.assertEqual(tcp_get(), "job %s /tcp\n" % job)
 
-    def test_kill_under_load_fails_no_request(self):
-        # `flynn kill` of a routed job: it leaves the table before it gets SIGTERM
-        app, rel = self.deploy_app("killed", count=2)
-        wait_for(lambda: len({self.get("killed.feed.test")[1] for _ in range(8)}) == 2,
-                 timeout=30, what="both jobs serving")
+    def under_load(self, host, action):
+        """Runs action() while 3 threads send GETs to host; returns their
+        results, (status, body) or (0, error)."""
         import threading
         stop = threading.Event()
         results = []
@@ -299,7 +282,7 @@ class RouterControllerTest(TestCase):
         def load():
             while not stop.is_set():
                 try:
-                    results.append(self.get("killed.feed.test"))
+                    results.append(self.get(host))
                 except OSError as e:
                     results.append((0, str(e)))
 
@@ -307,17 +290,29 @@ class RouterControllerTest(TestCase):
         for t in threads:
             t.start()
         try:
+            action()
+            time.sleep(0.5)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(15)
+        return results
+
+    def test_kill_under_load_fails_no_request(self):
+        # `flynn kill` of a routed job: it leaves the table before it gets SIGTERM
+        app, rel = self.deploy_app("killed", count=2)
+        wait_for(lambda: len({self.get("killed.feed.test")[1] for _ in range(8)}) == 2,
+                 timeout=30, what="both jobs serving")
+
+        def kill():
             time.sleep(0.3)
             victim = self.get("killed.feed.test")[1].split()[1]
             r = request("DELETE", self.ctl.url + "/apps/%s/jobs/%s" % (app["id"], victim), headers=A)
             self.assertEqual(r.status, 200, r)
             wait_for(lambda: victim not in {self.get("killed.feed.test")[1].split()[1]
                                             for _ in range(8)}, timeout=30, what="victim gone")
-            time.sleep(0.5)
-        finally:
-            stop.set()
-            for t in threads:
-                t.join(15)
+
+        results = self.under_load("killed.feed.test", kill)
         bad = [r for r in results if r[0] != 200]
         self.assertGreater(len(results), 30)
         self.assertEqual(bad, [], "failed requests around the kill (%d of %d)" % (len(bad), len(results)))
@@ -325,31 +320,15 @@ class RouterControllerTest(TestCase):
     def test_deploy_drains_without_failed_requests(self):
         app, rel = self.deploy_app("drain", count=2)
         wait_for(lambda: self.get("drain.feed.test")[0] == 200, timeout=30, what="app up")
-        import threading
-        stop = threading.Event()
-        results = []
 
-        def load():
-            while not stop.is_set():
-                try:
-                    results.append(self.get("drain.feed.test"))
-                except OSError as e:
-                    results.append((0, str(e)))
-
-        threads = [threading.Thread(target=load) for _ in range(3)]
-        for t in threads:
-            t.start()
-        try:
+        def deploy():
             rel2 = self.api("POST", "/releases", {"app_id": app["id"], "env": {"REL": "2"},
                                                   "processes": {"web": WEB}})
             self.api("POST", "/apps/%s/deploy" % app["id"], {"id": rel2["id"]})
             wait_for(lambda: all("rel 2" in self.get("drain.feed.test")[1] for _ in range(6)),
                      timeout=60, what="the new release serving alone")
-            time.sleep(0.5)
-        finally:
-            stop.set()
-            for t in threads:
-                t.join(10)
+
+        results = self.under_load("drain.feed.test", deploy)
         bad = [r for r in results if r[0] != 200]
         self.assertGreater(len(results), 50)
         self.assertEqual(bad, [], "failed requests during the deploy (%d of %d)" % (len(bad), len(results)))

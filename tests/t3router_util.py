@@ -208,6 +208,28 @@ def ws_read(f):
     return b0 & 0x0f, data
 
 
+def ws_open(addr, host, path="/ws", timeout=10):
+    """Opens a websocket to host (the Host header) at addr (ip, port):
+    returns (socket, its file, the 101's status line, its headers lowercased,
+    the Sec-WebSocket-Accept a correct server sends)."""
+    s = socket.create_connection(addr, timeout=timeout)
+    key = base64.b64encode(os.urandom(16)).decode()
+    s.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
+               "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+               "Sec-WebSocket-Version: 13\r\n\r\n" % (path, host, key)).encode())
+    f = s.makefile("rb")
+    status = f.readline()
+    hdrs = {}
+    while True:
+        line = f.readline()
+        if line in (b"\r\n", b""):
+            break
+        k, v = line.decode().split(":", 1)
+        hdrs[k.strip().lower()] = v.strip()
+    want = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
+    return s, f, status, hdrs, want
+
+
 def ws_echo(f, sock):
     while True:
         op, data = ws_read(f)
